@@ -1,0 +1,247 @@
+/**
+ * The application, built by a factory: every I/O boundary (environment, clock, HTTP dispatcher,
+ * log stream, file reads) is an option, so a test builds the whole service with its own.
+ *
+ * @example
+ * const app = buildApp({ env: process.env, cwd: process.cwd() })
+ * await app.ready() // rejects with a ConfigError for a bad setting
+ * await app.listen({ host: app.config.host, port: app.config.port })
+ */
+import { STATUS_CODES } from 'node:http'
+import Fastify, {
+  LogController, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions
+} from 'fastify'
+import fastifyAccepts from '@fastify/accepts'
+import fp from 'fastify-plugin'
+import type { DestinationStream } from 'pino'
+import { Agent, type Dispatcher } from 'undici'
+import { systemClock, type Clock } from './clock.js'
+import { configPlugin, type Env } from './config.js'
+import { CozeTokenClient } from './coze/client.js'
+import { errors, details, isSidecarError, type SidecarError } from './errors.js'
+import { healthRoutes } from './routes/health.js'
+import { PATTERN_HINTS } from './routes/schemas.js'
+import { tokenRoutes } from './routes/token.js'
+import { TokenCache, type ExchangeReport } from './token/cache.js'
+
+export const VERSION = '0.1.0'
+
+export interface AppOptions {
+  /** The settings (normally `process.env`). */
+  env: Env
+  /** Where relative paths and `./coze_oauth_config.json` are resolved. */
+  cwd: string
+  clock?: Clock
+  /** For calls to Coze. Default: an undici Agent with the configured timeouts, closed with the app. */
+  dispatcher?: Dispatcher
+  /** Where log lines go (pino NDJSON). Default: stdout. */
+  logStream?: DestinationStream
+  /** Injected for tests: jitter. */
+  random?: () => number
+  readFile?: (path: string) => Promise<string>
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    tokens: TokenCache
+  }
+}
+
+/**
+ * Paths pino blanks in every log line. Secrets are not logged in the first place; this is the
+ * second guard, for the day somebody logs a header or a response by mistake.
+ */
+export const REDACT_PATHS = [
+  'req.headers.authorization', 'req.headers.cookie', 'headers.authorization',
+  'access_token', 'accessToken', 'jwt', 'private_key', 'privateKey',
+  '*.access_token', '*.accessToken', '*.jwt', '*.private_key', '*.privateKey', '*.authorization'
+]
+
+/**
+ * A line per request at info would drown the exchange lines under load, so Fastify's own
+ * request lines go to debug.
+ */
+class QuietRequests extends LogController {
+  override incomingRequest (request: FastifyRequest): void {
+    request.log.debug({ req: request }, 'incoming request')
+  }
+
+  override requestCompleted (error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
+    reply.log.debug({ res: reply, responseTime: reply.elapsedTime, ...(error == null ? {} : { err: error }) }, 'request completed')
+  }
+}
+
+export function buildApp (options: AppOptions): FastifyInstance {
+  const clock = options.clock ?? systemClock
+  const logger: FastifyServerOptions['logger'] = {
+    level: 'info',
+    redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+    ...(options.logStream === undefined ? {} : { stream: options.logStream })
+  }
+  const app = Fastify({
+    logger,
+    logController: new QuietRequests(),
+    // Slow or stalled clients cannot hold connections open for long.
+    requestTimeout: 30_000,
+    connectionTimeout: 30_000,
+    bodyLimit: 16 * 1024,
+    return503OnClosing: true,
+    ajv: {
+      customOptions: {
+        // Unknown fields are refused, not silently dropped.
+        removeAdditional: false,
+        coerceTypes: 'array',
+        allErrors: false
+      }
+    }
+  })
+
+  app.register(fastifyAccepts)
+  app.register(configPlugin, {
+    env: options.env,
+    cwd: options.cwd,
+    ...(options.readFile === undefined ? {} : { readFile: options.readFile })
+  })
+  app.register(fp(async function tokens (instance: FastifyInstance) {
+    const config = instance.config
+    instance.log.level = config.logLevel
+    for (const warning of config.warnings) instance.log.warn(warning)
+    const dispatcher = options.dispatcher ?? new Agent({
+      connect: { timeout: config.httpTimeoutMs },
+      headersTimeout: config.httpTimeoutMs,
+      bodyTimeout: config.httpTimeoutMs,
+      keepAliveTimeout: 30_000
+    })
+    const client = new CozeTokenClient({
+      clock,
+      signer: () => ({ appId: config.appId, keyId: config.keyId, privateKey: config.privateKey, audience: config.audience }),
+      http: {
+        baseUrl: config.apiBase,
+        dispatcher,
+        headersTimeoutMs: config.httpTimeoutMs,
+        bodyTimeoutMs: config.httpTimeoutMs,
+        userAgent: `coze-token-sidecar/${VERSION} node/${process.versions.node}`
+      }
+    })
+    const cache = new TokenCache({
+      mint: (request) => client.requestToken(request),
+      clock,
+      max: config.cacheMax,
+      retry: config.retry,
+      ...(options.random === undefined ? {} : { random: options.random }),
+      onExchange: (report) => logExchange(instance, report)
+    })
+    instance.decorate('tokens', cache)
+    instance.addHook('onClose', async () => {
+      cache.close()
+      if (options.dispatcher === undefined) await dispatcher.close()
+    })
+  }, { name: 'tokens', dependencies: ['config'] }))
+
+  app.setErrorHandler(errorHandler)
+  app.setNotFoundHandler(async (request) => {
+    throw new errors.NotFound(request.method, request.url.split('?')[0])
+  })
+  app.register(tokenRoutes)
+  app.register(healthRoutes)
+  return app
+}
+
+/** One line per exchange attempt: what, how long, how it went. Never the token or the JWT. */
+function logExchange (app: FastifyInstance, report: ExchangeReport): void {
+  const error = report.error
+  app.log.info({
+    exchange: {
+      variant: report.variant,
+      attempt: report.attempt,
+      reason: report.reason,
+      duration_ms: Math.round(report.durationMs),
+      outcome: report.outcome,
+      ...(report.logid === undefined ? {} : { logid: report.logid }),
+      ...(error?.status === undefined ? {} : { status: error.status }),
+      ...(error?.errorCode === undefined ? {} : { error_code: error.errorCode }),
+      ...(error === undefined ? {} : { error: error.message }),
+      ...(report.skewMs === undefined ? {} : { clock_skew_ms: report.skewMs })
+    }
+  }, report.outcome === 'ok' ? 'coze token exchange ok' : 'coze token exchange failed')
+}
+
+interface ValidationProblem {
+  keyword: string
+  instancePath: string
+  params: Record<string, unknown>
+  message?: string
+}
+
+/** Ajv's first complaint as a field name and a sentence a person can act on. */
+export function describeValidation (problem: ValidationProblem, context: string): { field: string, message: string } {
+  const path = problem.instancePath.split('/').slice(1)
+    .map((part, index) => /^\d+$/.test(part) ? `[${part}]` : `${index === 0 ? '' : '.'}${part}`).join('')
+  const where = context === 'querystring' ? 'parameter' : 'field'
+  const p = problem.params
+  switch (problem.keyword) {
+    case 'required': {
+      const field = [path, String(p.missingProperty)].filter(Boolean).join('.')
+      return { field, message: `${field} is required` }
+    }
+    case 'additionalProperties': {
+      const field = [path, String(p.additionalProperty)].filter(Boolean).join('.')
+      return { field, message: `${field} is not a known ${where}` }
+    }
+  }
+  const field = path === '' ? context : path
+  const leaf = problem.instancePath.split('/').pop() ?? ''
+  switch (problem.keyword) {
+    case 'type': return { field, message: `${field} must be ${article(String(p.type))}` }
+    case 'minimum': case 'maximum': case 'exclusiveMinimum': case 'exclusiveMaximum':
+      return { field, message: `${field} must be ${String(p.comparison)} ${String(p.limit)}` }
+    case 'minLength': return { field, message: p.limit === 1 ? `${field} must not be empty` : `${field} must be at least ${String(p.limit)} characters` }
+    case 'maxLength': return { field, message: `${field} must be at most ${String(p.limit)} characters` }
+    case 'pattern': return { field, message: `${field} ${PATTERN_HINTS[leaf] ?? PATTERN_HINTS.default}` }
+    case 'enum': return { field, message: `${field} must be one of: ${(p.allowedValues as unknown[]).join(', ')}` }
+    case 'maxItems': return { field, message: `${field} must have at most ${String(p.limit)} items` }
+    case 'minProperties': case 'maxProperties':
+      return { field, message: leaf === 'device_info' ? `${field} must have exactly one of device_id, custom_consumer` : `${field} ${problem.message ?? 'has the wrong number of fields'}` }
+    default: return { field, message: `${field} ${problem.message ?? 'is invalid'}` }
+  }
+}
+
+function article (type: string): string {
+  const name = type === 'integer' ? 'integer' : type.split(',')[0] ?? type
+  return /^[aeiou]/.test(name) ? `an ${name}` : `a ${name}`
+}
+
+/** Fastify's own 4xx errors that are about the request body. */
+const BODY_ERRORS = new Set([
+  'FST_ERR_CTP_INVALID_MEDIA_TYPE', 'FST_ERR_CTP_EMPTY_JSON_BODY', 'FST_ERR_CTP_INVALID_JSON_BODY',
+  'FST_ERR_CTP_BODY_TOO_LARGE', 'FST_ERR_CTP_INVALID_CONTENT_LENGTH'
+])
+
+/**
+ * Every error leaves in Fastify's shape `{statusCode, code, error, message}`, plus `field` for
+ * 400s and `coze` when Coze answered. Anything unexpected is a 500 whose details stay in the log.
+ */
+function errorHandler (error: FastifyError, request: FastifyRequest, reply: FastifyReply): unknown {
+  let known: SidecarError
+  if (error.validation !== undefined && error.validation.length > 0) {
+    const { field, message } = describeValidation(error.validation[0] as ValidationProblem, error.validationContext ?? 'body')
+    known = details(new errors.InvalidParameter(message), { field }) as SidecarError
+  } else if (isSidecarError(error) && error.statusCode < 500 && error.code.startsWith('FST_')) {
+    // Fastify's own client errors (media type, JSON syntax, size): their messages are safe.
+    known = BODY_ERRORS.has(error.code) ? details(error, { field: 'body' }) : error
+  } else if (isSidecarError(error) && !error.code.startsWith('FST_')) {
+    known = error
+  } else {
+    request.log.error({ err: error }, 'unexpected error')
+    known = new errors.Internal() as SidecarError
+  }
+  if (known.retryAfter !== undefined) reply.header('retry-after', String(known.retryAfter))
+  return reply.code(known.statusCode).send({
+    statusCode: known.statusCode,
+    code: known.code,
+    error: STATUS_CODES[known.statusCode] ?? 'Error',
+    message: known.message,
+    ...(known.field === undefined ? {} : { field: known.field }),
+    ...(known.coze === undefined ? {} : { coze: known.coze })
+  })
+}

@@ -1,0 +1,324 @@
+/**
+ * Configuration: one JSON schema for every setting, validated once at start by @fastify/env,
+ * then resolved into a {@link Config} (the key read and parsed, the audience derived).
+ *
+ * Settings come from the environment and, underneath it, from the `coze_oauth_config.json` that
+ * Coze's console downloads (reference §10.2): `COZE_OAUTH_CONFIG`, or `./coze_oauth_config.json`
+ * when it exists. The environment wins field by field.
+ *
+ * Every bad setting becomes a {@link ConfigError}: one line naming the setting and the fix.
+ */
+import { readFile as fsReadFile } from 'node:fs/promises'
+import { resolve } from 'node:path'
+import type { KeyObject } from 'node:crypto'
+import type { FastifyInstance } from 'fastify'
+import fastifyEnv from '@fastify/env'
+import fp from 'fastify-plugin'
+import { keyFingerprint, parsePrivateKey, PrivateKeyError } from './coze/key.js'
+import type { TokenRequest } from './coze/variants.js'
+import { ConfigError } from './errors.js'
+import type { RetryPolicy } from './token/policy.js'
+
+export type Env = Record<string, string | undefined>
+
+const printable = '^[^\\u0000-\\u001F\\u007F]+$'
+export const ACCOUNT_ID_PATTERN = '^[0-9]{1,20}$'
+export const ENTERPRISE_ID_PATTERN = '^[A-Za-z0-9_.:*-]{1,128}$'
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
+
+/** The settings, their types, bounds and defaults. The README's configuration table mirrors it. */
+export const settingsSchema = {
+  type: 'object',
+  required: ['COZE_APP_ID', 'COZE_KEY_ID'],
+  properties: {
+    COZE_APP_ID: { type: 'string', pattern: printable, maxLength: 64 },
+    COZE_KEY_ID: { type: 'string', pattern: printable, maxLength: 256 },
+    COZE_PRIVATE_KEY_FILE: { type: 'string', minLength: 1 },
+    COZE_PRIVATE_KEY: { type: 'string', minLength: 1 },
+    COZE_API_BASE: { type: 'string', default: 'https://api.coze.cn' },
+    COZE_JWT_AUDIENCE: { type: 'string', pattern: printable, maxLength: 256 },
+    COZE_TOKEN_TTL: { type: 'integer', minimum: 1, maximum: 86399, default: 900 },
+    COZE_ACCOUNT_ID: { type: 'string', pattern: ACCOUNT_ID_PATTERN },
+    COZE_ENTERPRISE_ID: { type: 'string', pattern: ENTERPRISE_ID_PATTERN },
+    COZE_OAUTH_CONFIG: { type: 'string' },
+    COZE_HTTP_TIMEOUT: { type: 'number', exclusiveMinimum: 0, maximum: 120, default: 5 },
+    HOST: { type: 'string', minLength: 1, default: '127.0.0.1' },
+    PORT: { type: 'integer', minimum: 0, maximum: 65535, default: 8080 },
+    LOG_LEVEL: { type: 'string', enum: LOG_LEVELS, default: 'info' },
+    SIDECAR_REQUEST_DEADLINE: { type: 'number', exclusiveMinimum: 0, maximum: 120, default: 5 },
+    SIDECAR_CACHE_MAX: { type: 'integer', minimum: 1, maximum: 1_000_000, default: 10_000 },
+    SIDECAR_RETRY_ATTEMPTS: { type: 'integer', minimum: 1, maximum: 10, default: 4 },
+    SIDECAR_RETRY_BUDGET: { type: 'number', minimum: 0, maximum: 600, default: 30 }
+  }
+} as const
+
+/** The settings after validation: types coerced, defaults filled in. */
+export interface Settings {
+  COZE_APP_ID: string
+  COZE_KEY_ID: string
+  COZE_PRIVATE_KEY_FILE?: string
+  COZE_PRIVATE_KEY?: string
+  COZE_API_BASE: string
+  COZE_JWT_AUDIENCE?: string
+  COZE_TOKEN_TTL: number
+  COZE_ACCOUNT_ID?: string
+  COZE_ENTERPRISE_ID?: string
+  COZE_OAUTH_CONFIG?: string
+  COZE_HTTP_TIMEOUT: number
+  HOST: string
+  PORT: number
+  LOG_LEVEL: typeof LOG_LEVELS[number]
+  SIDECAR_REQUEST_DEADLINE: number
+  SIDECAR_CACHE_MAX: number
+  SIDECAR_RETRY_ATTEMPTS: number
+  SIDECAR_RETRY_BUDGET: number
+}
+
+/** How to fix each setting, for the one-line start-up error. */
+const FIXES: Record<string, string> = {
+  COZE_APP_ID: 'set it to the OAuth app id (应用 ID) from the Coze console, or client_id in coze_oauth_config.json',
+  COZE_KEY_ID: 'set it to the public key fingerprint (公钥指纹) shown next to the key in the Coze console',
+  COZE_PRIVATE_KEY_FILE: 'set it to the path of private_key.pem, or set COZE_PRIVATE_KEY to the PEM itself',
+  COZE_API_BASE: 'set it to https://api.coze.cn (coze.cn apps) or https://api.coze.com (coze.com apps)',
+  COZE_JWT_AUDIENCE: 'leave it unset to use the host of COZE_API_BASE',
+  COZE_TOKEN_TTL: 'set it to a whole number of seconds from 1 to 86399 (Coze\'s limit)',
+  COZE_ACCOUNT_ID: 'set it to the numeric Coze account or organization id, or leave it unset',
+  COZE_ENTERPRISE_ID: 'set it to the enterprise id (letters, digits, _ . : -), or leave it unset',
+  COZE_HTTP_TIMEOUT: 'set it to a number of seconds above 0 and at most 120',
+  HOST: 'set it to the address to listen on, for example 127.0.0.1',
+  PORT: 'set it to a port number from 0 to 65535',
+  LOG_LEVEL: `set it to one of ${LOG_LEVELS.join(', ')}`,
+  SIDECAR_REQUEST_DEADLINE: 'set it to a number of seconds above 0 and at most 120',
+  SIDECAR_CACHE_MAX: 'set it to a whole number from 1 to 1000000',
+  SIDECAR_RETRY_ATTEMPTS: 'set it to a whole number from 1 to 10',
+  SIDECAR_RETRY_BUDGET: 'set it to a number of seconds from 0 to 600'
+}
+
+/** Everything the service needs, resolved and checked. */
+export interface Config {
+  appId: string
+  keyId: string
+  privateKey: KeyObject
+  /** Where the key came from, so that it can be re-read. */
+  privateKeyFile?: string
+  /** The base URL without a trailing slash. */
+  apiBase: string
+  audience: string
+  /** The request for callers that name no variant, session or ttl. */
+  defaultRequest: TokenRequest
+  host: string
+  port: number
+  logLevel: Settings['LOG_LEVEL']
+  requestDeadlineMs: number
+  httpTimeoutMs: number
+  cacheMax: number
+  retry: RetryPolicy
+  /** The coze_oauth_config.json read, if any. */
+  oauthConfigFile?: string
+  /** Things worth a warning at start, never a failure. */
+  warnings: string[]
+}
+
+export interface ConfigSources {
+  env: Env
+  /** Where relative paths and `./coze_oauth_config.json` are looked for. */
+  cwd: string
+  readFile?: (path: string) => Promise<string>
+}
+
+const readText = (path: string): Promise<string> => fsReadFile(path, 'utf8')
+
+/**
+ * Reads `coze_oauth_config.json` (the file Coze's console downloads) into setting names.
+ * Returns `{}` when no file is named and none is in `cwd`.
+ */
+export async function readOAuthConfig (sources: ConfigSources): Promise<{ file?: string, settings: Env }> {
+  const read = sources.readFile ?? readText
+  const named = nonEmpty(sources.env.COZE_OAUTH_CONFIG)
+  const file = resolve(sources.cwd, named ?? 'coze_oauth_config.json')
+  let text: string
+  try {
+    text = await read(file)
+  } catch (error) {
+    if (named === undefined && (error as NodeJS.ErrnoException).code === 'ENOENT') return { settings: {} }
+    throw new ConfigError('COZE_OAUTH_CONFIG', `cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? 'error'}); set it to the path of the coze_oauth_config.json downloaded from the Coze console`)
+  }
+  let json: unknown
+  try {
+    json = JSON.parse(text)
+  } catch {
+    throw new ConfigError('COZE_OAUTH_CONFIG', `${file} is not JSON; download coze_oauth_config.json again from the Coze console`)
+  }
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) {
+    throw new ConfigError('COZE_OAUTH_CONFIG', `${file} is not a JSON object; download coze_oauth_config.json again from the Coze console`)
+  }
+  const fields = json as Record<string, unknown>
+  if (fields.client_type !== 'jwt') {
+    throw new ConfigError('COZE_OAUTH_CONFIG', `${file} has client_type ${JSON.stringify(fields.client_type) ?? 'missing'}, not "jwt"; download the configuration of a JWT (服务类应用) OAuth app`)
+  }
+  const mapping = {
+    client_id: 'COZE_APP_ID',
+    public_key_id: 'COZE_KEY_ID',
+    private_key: 'COZE_PRIVATE_KEY',
+    coze_api_base: 'COZE_API_BASE'
+  } as const
+  const settings: Env = {}
+  for (const [field, setting] of Object.entries(mapping)) {
+    const value = fields[field]
+    if (value === undefined || value === null || value === '') continue
+    if (typeof value !== 'string') {
+      throw new ConfigError('COZE_OAUTH_CONFIG', `${file}: ${field} must be a string`)
+    }
+    settings[setting] = value
+  }
+  return { file, settings }
+}
+
+/** The settings to validate: the config file's fields, overridden by the environment's. */
+export function mergeSources (env: Env, fromFile: Env): Env {
+  const merged: Env = { ...fromFile }
+  const keyInEnv = nonEmpty(env.COZE_PRIVATE_KEY_FILE) !== undefined || nonEmpty(env.COZE_PRIVATE_KEY) !== undefined
+  if (keyInEnv) delete merged.COZE_PRIVATE_KEY
+  for (const name of Object.keys(settingsSchema.properties)) {
+    const value = nonEmpty(env[name])
+    if (value !== undefined) merged[name] = value
+  }
+  return merged
+}
+
+/** Turns @fastify/env's (ajv's) complaint into one line about the first setting at fault. */
+export function settingsError (error: unknown): Error {
+  const problems = (error as { errors?: AjvError[] }).errors
+  if (!Array.isArray(problems) || problems.length === 0) return error as Error
+  const order = Object.keys(settingsSchema.properties)
+  const named = problems.map((problem) => ({
+    problem,
+    setting: problem.keyword === 'required'
+      ? String(problem.params.missingProperty)
+      : problem.instancePath.replace(/^\//, '')
+  })).sort((a, b) => order.indexOf(a.setting) - order.indexOf(b.setting))
+  const { problem, setting } = named[0] as typeof named[number]
+  const what = problem.keyword === 'required' ? 'is required' : `is invalid (${problem.message ?? 'bad value'})`
+  return new ConfigError(setting, `${what}: ${FIXES[setting] ?? 'see the README'}`)
+}
+
+interface AjvError {
+  keyword: string
+  instancePath: string
+  params: Record<string, unknown>
+  message?: string
+}
+
+/** Validated settings to a {@link Config}: reads and checks the key, derives the audience. */
+export async function resolveConfig (settings: Settings, sources: ConfigSources, oauthConfigFile?: string): Promise<Config> {
+  const read = sources.readFile ?? readText
+  const warnings: string[] = []
+
+  if (settings.COZE_PRIVATE_KEY_FILE !== undefined && settings.COZE_PRIVATE_KEY !== undefined) {
+    throw new ConfigError('COZE_PRIVATE_KEY', 'is set together with COZE_PRIVATE_KEY_FILE; set only one of them')
+  }
+  let pem: string
+  let privateKeyFile: string | undefined
+  let keySetting: string
+  if (settings.COZE_PRIVATE_KEY_FILE !== undefined) {
+    keySetting = 'COZE_PRIVATE_KEY_FILE'
+    privateKeyFile = resolve(sources.cwd, settings.COZE_PRIVATE_KEY_FILE)
+    try {
+      pem = await read(privateKeyFile)
+    } catch (error) {
+      throw new ConfigError(keySetting, `cannot read ${privateKeyFile} (${(error as NodeJS.ErrnoException).code ?? 'error'}); ${FIXES.COZE_PRIVATE_KEY_FILE}`)
+    }
+  } else if (settings.COZE_PRIVATE_KEY !== undefined) {
+    keySetting = oauthConfigFile !== undefined && sources.env.COZE_PRIVATE_KEY === undefined ? 'COZE_OAUTH_CONFIG' : 'COZE_PRIVATE_KEY'
+    pem = settings.COZE_PRIVATE_KEY
+  } else {
+    throw new ConfigError('COZE_PRIVATE_KEY_FILE', `is required: ${FIXES.COZE_PRIVATE_KEY_FILE}`)
+  }
+  let privateKey: KeyObject
+  try {
+    privateKey = parsePrivateKey(pem)
+  } catch (error) {
+    if (!(error instanceof PrivateKeyError)) throw error
+    const what = keySetting === 'COZE_OAUTH_CONFIG' ? 'private_key' : 'the key'
+    throw new ConfigError(keySetting, `${what} ${error.message}`)
+  }
+  const fingerprint = keyFingerprint(privateKey)
+  if (fingerprint !== settings.COZE_KEY_ID) {
+    warnings.push(`COZE_KEY_ID does not match the fingerprint computed from the private key (${fingerprint}); ` +
+      'the derivation is not documented by Coze, but if Coze answers "kid not been registred", check that the key id belongs to this key')
+  }
+
+  const base = parseBase(settings.COZE_API_BASE)
+  if (settings.COZE_ACCOUNT_ID !== undefined && settings.COZE_ENTERPRISE_ID !== undefined) {
+    throw new ConfigError('COZE_ENTERPRISE_ID', 'is set together with COZE_ACCOUNT_ID; a token is either cross-account or enterprise, set only one')
+  }
+  const defaultRequest: TokenRequest = { ttl: settings.COZE_TOKEN_TTL }
+  if (settings.COZE_ACCOUNT_ID !== undefined) defaultRequest.accountId = settings.COZE_ACCOUNT_ID
+  if (settings.COZE_ENTERPRISE_ID !== undefined) defaultRequest.enterpriseId = settings.COZE_ENTERPRISE_ID
+
+  return {
+    appId: settings.COZE_APP_ID,
+    keyId: settings.COZE_KEY_ID,
+    privateKey,
+    ...(privateKeyFile === undefined ? {} : { privateKeyFile }),
+    apiBase: base.href.replace(/\/+$/, ''),
+    // Coze's docs: aud is the API host, "api.coze.cn"; coze-py and coze-go keep a non-default port.
+    audience: settings.COZE_JWT_AUDIENCE ?? base.host,
+    defaultRequest,
+    host: settings.HOST,
+    port: settings.PORT,
+    logLevel: settings.LOG_LEVEL,
+    requestDeadlineMs: Math.round(settings.SIDECAR_REQUEST_DEADLINE * 1000),
+    httpTimeoutMs: Math.round(settings.COZE_HTTP_TIMEOUT * 1000),
+    cacheMax: settings.SIDECAR_CACHE_MAX,
+    retry: { maxAttempts: settings.SIDECAR_RETRY_ATTEMPTS, budgetMs: Math.round(settings.SIDECAR_RETRY_BUDGET * 1000) },
+    ...(oauthConfigFile === undefined ? {} : { oauthConfigFile }),
+    warnings
+  }
+}
+
+function parseBase (value: string): URL {
+  let url: URL
+  try {
+    url = new URL(value)
+  } catch {
+    throw new ConfigError('COZE_API_BASE', `is not a URL: ${FIXES.COZE_API_BASE}`)
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') {
+    throw new ConfigError('COZE_API_BASE', `must be http(s), not ${url.protocol.replace(/:$/, '')}: ${FIXES.COZE_API_BASE}`)
+  }
+  if (url.username !== '' || url.password !== '' || url.search !== '' || url.hash !== '') {
+    throw new ConfigError('COZE_API_BASE', `must not contain credentials, a query or a fragment: ${FIXES.COZE_API_BASE}`)
+  }
+  return url
+}
+
+function nonEmpty (value: string | undefined): string | undefined {
+  return value === undefined || value.trim() === '' ? undefined : value
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    config: Config
+  }
+}
+
+/**
+ * Loads, validates and resolves the configuration, and decorates the instance with `config`.
+ * Fails the instance's start with a {@link ConfigError}.
+ */
+export const configPlugin = fp(async function config (app: FastifyInstance, sources: ConfigSources) {
+  const fromFile = await readOAuthConfig(sources)
+  try {
+    await app.register(fastifyEnv, {
+      schema: structuredClone(settingsSchema) as object,
+      data: mergeSources(sources.env, fromFile.settings),
+      env: false, // only server.ts reads process.env; the sources come in as an option
+      confKey: 'settings'
+    })
+  } catch (error) {
+    throw settingsError(error)
+  }
+  const settings = app.getEnvs<Settings>()
+  app.decorate('config', await resolveConfig(settings, sources, fromFile.file))
+}, { name: 'config', fastify: '5.x' })

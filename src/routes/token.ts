@@ -1,0 +1,123 @@
+/**
+ * `/token`: GET a token, POST for the fields a query cannot carry (`scope`, `session_context`),
+ * DELETE to drop a cached one. A thin adapter: the work is in `token/cache.ts`.
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { TokenRequest } from '../coze/variants.js'
+import { errors, details } from '../errors.js'
+import type { ServedToken } from '../token/cache.js'
+import {
+  errorResponses, selectorQuerySchema, tokenBodySchema, tokenQuerySchema, tokenResponseSchema, type TokenInput
+} from './schemas.js'
+
+/** POST bodies are a few hundred bytes; 16 KiB leaves room for a long scope and no more. */
+export const TOKEN_BODY_LIMIT = 16 * 1024
+
+const tokenResponses = {
+  200: {
+    description: 'A token with at least its serve margin of life left.',
+    content: {
+      'application/json': { schema: tokenResponseSchema },
+      'text/plain': { schema: { type: 'string', description: 'The bare access token (`?format=text` or `Accept: text/plain`).' } }
+    }
+  },
+  ...errorResponses
+} as const
+
+/**
+ * The caller's fields as a token request, with the configured defaults for what it leaves out.
+ * @throws INVALID_PARAMETER for combinations the schema cannot express.
+ */
+export function toTokenRequest (input: TokenInput, defaults: TokenRequest): TokenRequest {
+  if (input.account_id !== undefined && input.enterprise_id !== undefined) {
+    throw details(new errors.InvalidParameter('account_id and enterprise_id cannot be used together: a token is either cross-account or enterprise'), { field: 'enterprise_id' })
+  }
+  if (input.device_id !== undefined && input.custom_consumer !== undefined) {
+    throw details(new errors.InvalidParameter('device_id and custom_consumer cannot be used together: Coze takes one of the two'), { field: 'custom_consumer' })
+  }
+  if (input.session_context !== undefined && (input.device_id !== undefined || input.custom_consumer !== undefined)) {
+    throw details(new errors.InvalidParameter('session_context cannot be used together with device_id or custom_consumer'), { field: 'session_context' })
+  }
+  const request: TokenRequest = { ttl: input.ttl ?? defaults.ttl }
+  if (input.account_id !== undefined) request.accountId = input.account_id
+  else if (input.enterprise_id !== undefined) request.enterpriseId = input.enterprise_id
+  else if (defaults.accountId !== undefined) request.accountId = defaults.accountId
+  else if (defaults.enterpriseId !== undefined) request.enterpriseId = defaults.enterpriseId
+  if (input.session_name !== undefined) request.sessionName = input.session_name
+  if (input.session_context !== undefined) request.sessionContext = input.session_context
+  else if (input.device_id !== undefined) request.sessionContext = { device_info: { device_id: input.device_id } }
+  else if (input.custom_consumer !== undefined) request.sessionContext = { device_info: { custom_consumer: input.custom_consumer } }
+  if (input.scope !== undefined) request.scope = input.scope
+  return request
+}
+
+function sendToken (request: FastifyRequest, reply: FastifyReply, token: ServedToken, format: TokenInput['format']): unknown {
+  reply.header('vary', 'Accept')
+  if (token.stale) reply.header('x-token-stale', 'true')
+  const wantsText = format === 'text' || (format === undefined && request.accepts().type(['json', 'text']) === 'text')
+  if (wantsText) return reply.type('text/plain; charset=utf-8').send(token.accessToken)
+  return reply.type('application/json; charset=utf-8').send({
+    access_token: token.accessToken,
+    token_type: 'Bearer',
+    expires_in: token.expiresIn,
+    expires_at: new Date(token.expiresIn * 1000).toISOString()
+  })
+}
+
+export async function tokenRoutes (app: FastifyInstance): Promise<void> {
+  // Tokens and token errors are never stored by a browser or a proxy.
+  app.addHook('onRequest', async (_request, reply) => {
+    reply.header('cache-control', 'no-store')
+  })
+  // A POST or DELETE without a body means "no fields", like an empty query string.
+  app.addHook('preValidation', async (request) => {
+    if (request.body === undefined || request.body === null) request.body = {}
+  })
+
+  app.get('/token', {
+    schema: {
+      summary: 'Get an access token',
+      description: 'The cached token for these selectors, or a new one from Coze.',
+      querystring: tokenQuerySchema,
+      response: tokenResponses
+    }
+  }, async (request, reply) => {
+    const input = request.query as TokenInput
+    const token = await app.tokens.get(toTokenRequest(input, app.config.defaultRequest), app.config.requestDeadlineMs)
+    return sendToken(request, reply, token, input.format)
+  })
+
+  app.post('/token', {
+    bodyLimit: TOKEN_BODY_LIMIT,
+    schema: {
+      summary: 'Get an access token (with scope or session_context)',
+      querystring: { type: 'object', additionalProperties: false, properties: { format: tokenQuerySchema.properties.format } },
+      body: tokenBodySchema,
+      response: tokenResponses
+    }
+  }, async (request, reply) => {
+    const input = request.body as TokenInput
+    const token = await app.tokens.get(toTokenRequest(input, app.config.defaultRequest), app.config.requestDeadlineMs)
+    return sendToken(request, reply, token, (request.query as TokenInput).format)
+  })
+
+  app.delete('/token', {
+    bodyLimit: TOKEN_BODY_LIMIT,
+    schema: {
+      summary: 'Drop a cached token',
+      description: 'The next request for these selectors gets a new token from Coze: after a 4100 that follows a revocation.',
+      querystring: selectorQuerySchema,
+      body: tokenBodySchema,
+      response: { 204: { type: 'null', description: 'Dropped (or nothing was cached).' }, ...errorResponses }
+    }
+  }, async (request, reply) => {
+    const query = request.query as TokenInput
+    const body = request.body as TokenInput
+    const inBody = Object.keys(body).length > 0
+    if (inBody && Object.keys(query).length > 0) {
+      throw details(new errors.InvalidParameter('give the selectors either in the query or in the JSON body, not both'), { field: 'body' })
+    }
+    app.tokens.delete(toTokenRequest(inBody ? body : query, app.config.defaultRequest))
+    return reply.code(204).send()
+  })
+}

@@ -1,0 +1,437 @@
+/**
+ * The token cache: one token per distinct request, one exchange in flight per request, refresh
+ * ahead of expiry in the background, retries with back-off, stale tokens served while a refresh
+ * fails but never once expired, and a bounded number of entries.
+ *
+ * All deadlines are measured on the monotonic clock from the moment the request was sent, and
+ * capped by the `duration_seconds` asked for: a wrong wall clock can shorten a token's life here
+ * but never lengthen it (reference §13.5).
+ *
+ * @example
+ * const cache = new TokenCache({ mint: (request) => client.requestToken(request), clock: systemClock })
+ * const { accessToken, expiresIn } = await cache.get({ ttl: 900 }, 5_000)
+ */
+import { createHash } from 'node:crypto'
+import { LRUCache } from 'lru-cache'
+import stringify from 'safe-stable-stringify'
+import { sleep, type Clock, type Timer } from '../clock.js'
+import { ExchangeError, type IssuedToken } from '../coze/exchange.js'
+import { variantOf, type TokenRequest, type Variant } from '../coze/variants.js'
+import { fromExchangeError, errors, details, type SidecarError } from '../errors.js'
+import { coolDown, DEFAULT_RETRY, refreshAfter, retryDelay, serveMargin, staleFloor, type RetryPolicy } from './policy.js'
+
+/** One exchange attempt, as reported to logs and metrics. Never holds the token or the JWT. */
+export interface ExchangeReport {
+  variant: Variant
+  attempt: number
+  durationMs: number
+  /** `ok`, or the kind of failure. */
+  outcome: 'ok' | ExchangeError['kind'] | 'internal'
+  /** Why this attempt happened: a caller waited for it, or it refreshed a token ahead of time. */
+  reason: 'miss' | 'refresh'
+  error?: ExchangeError
+  logid?: string
+  /** Coze's clock minus ours, when Coze sent a `Date` header. */
+  skewMs?: number
+}
+
+export interface TokenCacheOptions {
+  /** One exchange attempt: sign a new JWT, POST it, return Coze's token. */
+  mint: (request: TokenRequest) => Promise<IssuedToken>
+  clock: Clock
+  /** Most distinct requests kept (least recently used go first). Default 10,000. */
+  max?: number
+  retry?: RetryPolicy
+  /** Injected for tests; `Math.random` otherwise. */
+  random?: () => number
+  onExchange?: (report: ExchangeReport) => void
+}
+
+/** A token handed to a caller. */
+export interface ServedToken {
+  accessToken: string
+  /** Absolute expiry in Unix seconds, exactly as Coze gave it. */
+  expiresIn: number
+  /** True when a refresh is failing and this is the previous token, still valid. */
+  stale: boolean
+}
+
+/** What is known about one request's token, without fetching anything. */
+export interface TokenStatus {
+  token?: ServedToken
+  /** The last failure, while the request is failing. */
+  error?: SidecarError
+}
+
+export interface CacheStats {
+  hits: number
+  misses: number
+  staleServed: number
+  evictions: number
+}
+
+interface Held {
+  accessToken: string
+  expiresIn: number
+  /** Monotonic ms: when the request that got it was sent. */
+  mintedAt: number
+  /** Monotonic ms: handed out until then. */
+  serveUntil: number
+  /** Monotonic ms: served stale until then, if refreshing fails. */
+  staleUntil: number
+  /** Monotonic ms: refreshed in the background from then on, if it is in use. */
+  refreshAt: number
+}
+
+/** Told of every failed attempt that will be retried, and when the retry starts. */
+type Waiter = (error: ExchangeError, nextAttemptAt: number) => void
+
+interface Flight {
+  promise: Promise<Held>
+  failedAttempts: number
+  lastError?: ExchangeError
+  /** Monotonic ms at which the next attempt starts, while backing off. */
+  nextAttemptAt: number
+  waiters: Set<Waiter>
+}
+
+interface Entry {
+  readonly key: string
+  readonly request: TokenRequest
+  token?: Held
+  /** Whether the current token was handed out from the cache since it arrived. */
+  usedFromCache: boolean
+  flight?: Flight
+  /** Consecutive exchanges that failed all their attempts. */
+  failures: number
+  lastError?: ExchangeError
+  /** Monotonic ms: no new exchange before then, after a failed one (not for Coze's refusals). */
+  coolDownUntil: number
+  timer?: Timer
+}
+
+export class TokenCache {
+  readonly stats: CacheStats = { hits: 0, misses: 0, staleServed: 0, evictions: 0 }
+  /** Coze's clock minus ours, from the last answer with a `Date` header. */
+  skewMs: number | undefined
+  readonly #entries: LRUCache<string, Entry>
+  readonly #mint: TokenCacheOptions['mint']
+  readonly #clock: Clock
+  readonly #retry: RetryPolicy
+  readonly #random: () => number
+  readonly #onExchange: (report: ExchangeReport) => void
+  readonly #closing = new AbortController()
+
+  constructor (options: TokenCacheOptions) {
+    this.#mint = options.mint
+    this.#clock = options.clock
+    this.#retry = options.retry ?? DEFAULT_RETRY
+    this.#random = options.random ?? Math.random
+    this.#onExchange = options.onExchange ?? (() => {})
+    this.#entries = new LRUCache<string, Entry>({
+      max: options.max ?? 10_000,
+      dispose: (entry, _key, reason) => {
+        entry.timer?.cancel()
+        if (reason === 'evict') this.stats.evictions++
+      }
+    })
+  }
+
+  /** Number of distinct requests held. */
+  get size (): number {
+    return this.#entries.size
+  }
+
+  /**
+   * A valid token for `request`: from the cache while it has its serve margin left, otherwise
+   * from Coze, sharing the exchange with every concurrent caller of the same request.
+   *
+   * @param deadlineMs how long the caller may wait for Coze.
+   * @throws SidecarError: Coze's refusal (502), Coze failing or unreachable (503, with
+   * `retryAfter`), or no answer within the deadline (504).
+   */
+  async get (request: TokenRequest, deadlineMs: number): Promise<ServedToken> {
+    const now = this.#clock.monotonic()
+    const entry = this.#entry(request)
+    const held = entry.token
+    if (held !== undefined && now < held.serveUntil) {
+      this.stats.hits++
+      entry.usedFromCache = true
+      // The timer normally refreshes; this covers a token asked for after its timer decided
+      // nobody was using it.
+      if (now >= held.refreshAt) this.#refreshInBackground(entry)
+      return served(held, false)
+    }
+    const stale = held !== undefined && now < held.staleUntil ? held : undefined
+    // A refresh is under way: the token it replaces is still valid, so nobody waits for Coze.
+    if (stale !== undefined && entry.flight !== undefined) return this.#serveStale(stale)
+    const failing = this.#failing(entry, now)
+    if (failing !== undefined) {
+      if (stale !== undefined) return this.#serveStale(stale)
+      throw failing
+    }
+    this.stats.misses++
+    const flight = entry.flight ?? this.#startFlight(entry, 'miss')
+    try {
+      const fresh = await this.#wait(entry, flight, deadlineMs)
+      if (this.#clock.monotonic() < fresh.staleUntil) return served(fresh, false)
+      throw details(new errors.UpstreamTimeout('the new token expired before it could be handed out'), { retryAfter: 1 })
+    } catch (error) {
+      if (stale !== undefined && this.#clock.monotonic() < stale.staleUntil) return this.#serveStale(stale)
+      throw error
+    }
+  }
+
+  /** What is cached for `request`, without starting an exchange. */
+  status (request: TokenRequest): TokenStatus {
+    const entry = this.#entries.peek(cacheKey(request))
+    if (entry === undefined) return {}
+    const now = this.#clock.monotonic()
+    const held = entry.token !== undefined && now < entry.token.staleUntil ? entry.token : undefined
+    const error = entry.lastError === undefined ? undefined : fromExchangeError(entry.lastError)
+    return {
+      ...(held === undefined ? {} : { token: served(held, now >= held.serveUntil) }),
+      ...(error === undefined ? {} : { error })
+    }
+  }
+
+  /**
+   * Drops the token cached for `request` and any back-off, so that the next caller gets a new
+   * token from Coze: for an app whose Coze call got 4100 after a revocation. An exchange already
+   * in flight finishes for its callers, but its token is not kept.
+   */
+  delete (request: TokenRequest): boolean {
+    return this.#entries.delete(cacheKey(request))
+  }
+
+  /** Cancels every timer and retry. Idempotent. */
+  close (): void {
+    this.#closing.abort(new Error('token cache closed'))
+    this.#entries.clear()
+  }
+
+  #entry (request: TokenRequest): Entry {
+    const key = cacheKey(request)
+    let entry = this.#entries.get(key)
+    if (entry === undefined) {
+      entry = { key, request, usedFromCache: false, failures: 0, coolDownUntil: 0 }
+      this.#entries.set(key, entry)
+    }
+    return entry
+  }
+
+  /**
+   * The error to answer with at once, without waiting for Coze: while backing off after a failed
+   * exchange, and while the exchange in flight has already failed once. An outage must not pile
+   * up callers that each wait for their deadline.
+   */
+  #failing (entry: Entry, now: number): SidecarError | undefined {
+    const flight = entry.flight
+    if (flight?.lastError !== undefined) {
+      return fromExchangeError(flight.lastError, secondsUntil(flight.nextAttemptAt, now))
+    }
+    if (flight === undefined && entry.lastError !== undefined && now < entry.coolDownUntil) {
+      return fromExchangeError(entry.lastError, secondsUntil(entry.coolDownUntil, now))
+    }
+    return undefined
+  }
+
+  #serveStale (held: Held): ServedToken {
+    this.stats.staleServed++
+    return served(held, true)
+  }
+
+  #refreshInBackground (entry: Entry): void {
+    if (entry.flight !== undefined || this.#closing.signal.aborted) return
+    if (this.#clock.monotonic() < entry.coolDownUntil) return
+    // Failures are logged and kept on the entry; nobody awaits a background refresh.
+    this.#startFlight(entry, 'refresh').promise.catch(() => {})
+  }
+
+  #startFlight (entry: Entry, reason: ExchangeReport['reason']): Flight {
+    const flight: Flight = {
+      promise: undefined as unknown as Promise<Held>,
+      failedAttempts: 0,
+      nextAttemptAt: 0,
+      waiters: new Set()
+    }
+    flight.promise = this.#fly(entry, flight, reason).finally(() => {
+      if (entry.flight === flight) delete entry.flight
+    })
+    entry.flight = flight
+    return flight
+  }
+
+  async #fly (entry: Entry, flight: Flight, reason: ExchangeReport['reason']): Promise<Held> {
+    const variant = variantOf(entry.request)
+    const started = this.#clock.monotonic()
+    for (let attempt = 1; ; attempt++) {
+      const sentAt = this.#clock.monotonic()
+      let held: Held
+      try {
+        const issued = await this.#mint(entry.request)
+        held = this.#hold(issued, entry.request.ttl, sentAt)
+        this.#onExchange({
+          variant, attempt, reason, durationMs: this.#clock.monotonic() - sentAt, outcome: 'ok',
+          ...(issued.logid === undefined ? {} : { logid: issued.logid }),
+          ...(issued.serverDate === undefined ? {} : { skewMs: this.skewMs })
+        })
+      } catch (error) {
+        const durationMs = this.#clock.monotonic() - sentAt
+        if (!(error instanceof ExchangeError)) {
+          this.#onExchange({ variant, attempt, reason, durationMs, outcome: 'internal' })
+          throw error
+        }
+        this.#onExchange({
+          variant, attempt, reason, durationMs, outcome: error.kind, error,
+          ...(error.logid === undefined ? {} : { logid: error.logid })
+        })
+        flight.failedAttempts = attempt
+        flight.lastError = error
+        const now = this.#clock.monotonic()
+        const delay = this.#retryAfter(error, attempt, now - started)
+        if (delay === undefined) {
+          this.#failed(entry, error, now)
+          throw error
+        }
+        flight.nextAttemptAt = now + delay
+        for (const waiter of flight.waiters) waiter(error, flight.nextAttemptAt)
+        await sleep(this.#clock, delay, this.#closing.signal)
+        continue
+      }
+      this.#store(entry, held)
+      return held
+    }
+  }
+
+  /** The wait before the next attempt, or undefined when there is none. */
+  #retryAfter (error: ExchangeError, attempt: number, elapsedMs: number): number | undefined {
+    if (!error.retryable || attempt >= this.#retry.maxAttempts || this.#closing.signal.aborted) return undefined
+    const delay = Math.max(retryDelay(attempt, this.#random()), error.retryAfterMs ?? 0)
+    return elapsedMs + delay > this.#retry.budgetMs ? undefined : delay
+  }
+
+  #failed (entry: Entry, error: ExchangeError, now: number): void {
+    if (this.#entries.peek(entry.key) !== entry) return
+    entry.lastError = error
+    // Coze's refusals are not retried, and not held against the next caller either: the fix
+    // (re-enabling the app, authorizing the account) is made at Coze and must show at once.
+    if (!error.retryable) return
+    entry.failures++
+    entry.coolDownUntil = now + Math.max(coolDown(entry.failures, this.#random()), error.retryAfterMs ?? 0)
+    // A token still in use keeps being refreshed after the back-off, while it is still valid.
+    const held = entry.token
+    if (held !== undefined && entry.usedFromCache && entry.coolDownUntil < held.staleUntil) {
+      this.#schedule(entry, entry.coolDownUntil - now)
+    }
+  }
+
+  #hold (issued: IssuedToken, ttlSeconds: number, sentAt: number): Held {
+    const localNow = this.#clock.now()
+    if (issued.serverDate !== undefined) this.skewMs = issued.serverDate - localNow
+    // `Date` has one-second resolution and is truncated, so Coze's clock may be up to 1 s later.
+    const cozeNow = issued.serverDate === undefined ? localNow : issued.serverDate + 1_000
+    const lifetime = Math.min(ttlSeconds * 1_000, issued.expiresIn * 1_000 - cozeNow)
+    if (lifetime <= 0) {
+      throw new ExchangeError('bad_response', `expires_in ${issued.expiresIn} is already in the past`, {
+        ...(issued.logid === undefined ? {} : { logid: issued.logid })
+      })
+    }
+    const expiresAt = sentAt + lifetime
+    return {
+      accessToken: issued.accessToken,
+      expiresIn: issued.expiresIn,
+      mintedAt: sentAt,
+      serveUntil: expiresAt - serveMargin(lifetime),
+      staleUntil: expiresAt - staleFloor(lifetime),
+      refreshAt: sentAt + refreshAfter(lifetime, this.#random())
+    }
+  }
+
+  #store (entry: Entry, held: Held): void {
+    // Deleted (DELETE /token) or evicted while in flight: the callers get the token, the cache does not.
+    if (this.#entries.peek(entry.key) !== entry) return
+    entry.token = held
+    entry.usedFromCache = false
+    entry.failures = 0
+    delete entry.lastError
+    entry.coolDownUntil = 0
+    this.#schedule(entry, held.refreshAt - this.#clock.monotonic())
+  }
+
+  #schedule (entry: Entry, delayMs: number): void {
+    entry.timer?.cancel()
+    if (this.#closing.signal.aborted) return
+    entry.timer = this.#clock.setTimer(() => this.#tick(entry), Math.max(0, delayMs))
+  }
+
+  /**
+   * The entry's timer: refresh a token that callers are using; let one nobody asked for since
+   * it arrived run out, then forget it.
+   */
+  #tick (entry: Entry): void {
+    delete entry.timer
+    if (this.#entries.peek(entry.key) !== entry) return
+    const held = entry.token
+    const now = this.#clock.monotonic()
+    if (held === undefined) return
+    if (entry.usedFromCache && now < held.staleUntil) {
+      this.#refreshInBackground(entry)
+      return
+    }
+    if (now < held.staleUntil) {
+      this.#schedule(entry, held.staleUntil - now)
+      return
+    }
+    if (entry.flight === undefined) this.#entries.delete(entry.key)
+  }
+
+  /**
+   * Waits for the flight, up to the caller's deadline. A caller is released as soon as an attempt
+   * fails and the next one would start after its deadline, with that attempt's error.
+   */
+  #wait (entry: Entry, flight: Flight, deadlineMs: number): Promise<Held> {
+    const deadlineAt = this.#clock.monotonic() + deadlineMs
+    return new Promise<Held>((resolve, reject) => {
+      const done = (): void => {
+        timer.cancel()
+        flight.waiters.delete(waiter)
+      }
+      const waiter: Waiter = (error, nextAttemptAt) => {
+        if (nextAttemptAt < deadlineAt) return
+        done()
+        reject(fromExchangeError(error, secondsUntil(nextAttemptAt, this.#clock.monotonic())))
+      }
+      const timer = this.#clock.setTimer(() => {
+        done()
+        reject(details(new errors.UpstreamTimeout(`Coze did not answer within the deadline of ${deadlineMs / 1000} s`), { retryAfter: 1 }))
+      }, deadlineMs)
+      flight.waiters.add(waiter)
+      flight.promise.then((held) => {
+        done()
+        resolve(held)
+      }, (error: unknown) => {
+        done()
+        if (!(error instanceof ExchangeError)) return reject(error)
+        const now = this.#clock.monotonic()
+        reject(fromExchangeError(error, now < entry.coolDownUntil ? secondsUntil(entry.coolDownUntil, now) : undefined))
+      })
+    })
+  }
+}
+
+function served (held: Held, stale: boolean): ServedToken {
+  return { accessToken: held.accessToken, expiresIn: held.expiresIn, stale }
+}
+
+function secondsUntil (at: number, now: number): number {
+  return Math.max(1, Math.ceil((at - now) / 1000))
+}
+
+/**
+ * The cache key: every field that changes the token Coze would issue. Field order in the caller's
+ * JSON does not matter (keys are sorted); the hash keeps long scopes from bloating the cache.
+ */
+export function cacheKey (request: TokenRequest): string {
+  return createHash('sha256').update(stringify(request)).digest('base64url')
+}
