@@ -13,6 +13,7 @@ import Fastify, {
 } from 'fastify'
 import fastifyAccepts from '@fastify/accepts'
 import fp from 'fastify-plugin'
+import { Ajv } from 'ajv'
 import type { DestinationStream } from 'pino'
 import { Agent, type Dispatcher } from 'undici'
 import { systemClock, type Clock } from './clock.js'
@@ -58,6 +59,15 @@ export const REDACT_PATHS = [
 ]
 
 /**
+ * Validation. Unknown fields are refused, not silently dropped (Fastify's default). Query strings
+ * and headers are text, so they are coerced to the schema's types; JSON bodies are not: a
+ * `[1]` where strings belong is an error, not `["1"]` sent on to Coze.
+ */
+const AJV_OPTIONS = { removeAdditional: false, useDefaults: true, allErrors: false, allowUnionTypes: true } as const
+const textAjv = new Ajv({ ...AJV_OPTIONS, coerceTypes: 'array' })
+const bodyAjv = new Ajv({ ...AJV_OPTIONS, coerceTypes: false })
+
+/**
  * A line per request at info would drown the exchange lines under load, so Fastify's own
  * request lines go to debug.
  */
@@ -66,8 +76,8 @@ class QuietRequests extends LogController {
     request.log.debug({ req: request }, 'incoming request')
   }
 
-  override requestCompleted (error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
-    reply.log.debug({ res: reply, responseTime: reply.elapsedTime, ...(error == null ? {} : { err: error }) }, 'request completed')
+  override requestCompleted (_error: Error | null | undefined, _request: FastifyRequest, reply: FastifyReply): void {
+    reply.log.debug({ res: reply, responseTime: reply.elapsedTime }, 'request completed')
   }
 }
 
@@ -86,22 +96,13 @@ export function buildApp (options: AppOptions): FastifyInstance {
     connectionTimeout: 30_000,
     bodyLimit: 16 * 1024,
     return503OnClosing: true,
-    ajv: {
-      customOptions: {
-        // Unknown fields are refused, not silently dropped.
-        removeAdditional: false,
-        coerceTypes: 'array',
-        allErrors: false
-      }
-    }
+    // Malformed URLs and the like leave in the same shape as every other error.
+    frameworkErrors: (error, request, reply) => errorHandler(error, request, reply)
   })
+  app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? bodyAjv : textAjv).compile(schema))
 
   app.register(fastifyAccepts)
-  app.register(configPlugin, {
-    env: options.env,
-    cwd: options.cwd,
-    ...(options.readFile === undefined ? {} : { readFile: options.readFile })
-  })
+  app.register(configPlugin, { env: options.env, cwd: options.cwd, readFile: options.readFile })
   app.register(fp(async function tokens (instance: FastifyInstance) {
     const config = instance.config
     instance.log.level = config.logLevel
@@ -128,16 +129,29 @@ export function buildApp (options: AppOptions): FastifyInstance {
       clock,
       max: config.cacheMax,
       retry: config.retry,
-      ...(options.random === undefined ? {} : { random: options.random }),
+      random: options.random,
       onExchange: (report) => logExchange(instance, report)
     })
     instance.decorate('tokens', cache)
     instance.addHook('onClose', async () => {
       cache.close()
-      if (options.dispatcher === undefined) await dispatcher.close()
+      // By now every caller has had its answer (Fastify waited for in-flight requests); what is
+      // still talking to Coze is background work, so it is cut rather than waited for.
+      if (options.dispatcher === undefined) await dispatcher.destroy()
     })
   }, { name: 'tokens', dependencies: ['config'] }))
 
+  // While closing, answers say `Connection: close`, so that a keep-alive client whose request was
+  // in flight lets go of its connection; otherwise close waits for the keep-alive timeout.
+  let closing = false
+  app.addHook('preClose', (done) => {
+    closing = true
+    done()
+  })
+  app.addHook('onSend', (_request, reply, payload, done) => {
+    if (closing) reply.header('connection', 'close')
+    done(null, payload)
+  })
   app.setErrorHandler(errorHandler)
   app.setNotFoundHandler(async (request) => {
     throw new errors.NotFound(request.method, request.url.split('?')[0])
@@ -170,7 +184,8 @@ interface ValidationProblem {
   keyword: string
   instancePath: string
   params: Record<string, unknown>
-  message?: string
+  /** Ajv always writes one. */
+  message: string
 }
 
 /** Ajv's first complaint as a field name and a sentence a person can act on. */
@@ -190,25 +205,25 @@ export function describeValidation (problem: ValidationProblem, context: string)
     }
   }
   const field = path === '' ? context : path
-  const leaf = problem.instancePath.split('/').pop() ?? ''
+  const leaf = problem.instancePath.slice(problem.instancePath.lastIndexOf('/') + 1)
   switch (problem.keyword) {
-    case 'type': return { field, message: `${field} must be ${article(String(p.type))}` }
+    case 'type': return { field, message: path === '' ? `${context} must be a JSON object` : `${field} must be ${article(String(p.type))}` }
     case 'minimum': case 'maximum': case 'exclusiveMinimum': case 'exclusiveMaximum':
       return { field, message: `${field} must be ${String(p.comparison)} ${String(p.limit)}` }
-    case 'minLength': return { field, message: p.limit === 1 ? `${field} must not be empty` : `${field} must be at least ${String(p.limit)} characters` }
+    // Every minLength in the schemas is 1.
+    case 'minLength': return { field, message: `${field} must not be empty` }
     case 'maxLength': return { field, message: `${field} must be at most ${String(p.limit)} characters` }
     case 'pattern': return { field, message: `${field} ${PATTERN_HINTS[leaf] ?? PATTERN_HINTS.default}` }
     case 'enum': return { field, message: `${field} must be one of: ${(p.allowedValues as unknown[]).join(', ')}` }
     case 'maxItems': return { field, message: `${field} must have at most ${String(p.limit)} items` }
     case 'minProperties': case 'maxProperties':
-      return { field, message: leaf === 'device_info' ? `${field} must have exactly one of device_id, custom_consumer` : `${field} ${problem.message ?? 'has the wrong number of fields'}` }
-    default: return { field, message: `${field} ${problem.message ?? 'is invalid'}` }
+      if (leaf === 'device_info') return { field, message: `${field} must have exactly one of device_id, custom_consumer` }
   }
+  return { field, message: `${field} ${problem.message}` }
 }
 
 function article (type: string): string {
-  const name = type === 'integer' ? 'integer' : type.split(',')[0] ?? type
-  return /^[aeiou]/.test(name) ? `an ${name}` : `a ${name}`
+  return /^[aeiou]/.test(type) ? `an ${type}` : `a ${type}`
 }
 
 /** Fastify's own 4xx errors that are about the request body. */
@@ -224,7 +239,7 @@ const BODY_ERRORS = new Set([
 function errorHandler (error: FastifyError, request: FastifyRequest, reply: FastifyReply): unknown {
   let known: SidecarError
   if (error.validation !== undefined && error.validation.length > 0) {
-    const { field, message } = describeValidation(error.validation[0] as ValidationProblem, error.validationContext ?? 'body')
+    const { field, message } = describeValidation(error.validation[0] as ValidationProblem, error.validationContext as string)
     known = details(new errors.InvalidParameter(message), { field }) as SidecarError
   } else if (isSidecarError(error) && error.statusCode < 500 && error.code.startsWith('FST_')) {
     // Fastify's own client errors (media type, JSON syntax, size): their messages are safe.
@@ -239,7 +254,7 @@ function errorHandler (error: FastifyError, request: FastifyRequest, reply: Fast
   return reply.code(known.statusCode).send({
     statusCode: known.statusCode,
     code: known.code,
-    error: STATUS_CODES[known.statusCode] ?? 'Error',
+    error: STATUS_CODES[known.statusCode] as string,
     message: known.message,
     ...(known.field === undefined ? {} : { field: known.field }),
     ...(known.coze === undefined ? {} : { coze: known.coze })

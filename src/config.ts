@@ -14,7 +14,7 @@ import type { KeyObject } from 'node:crypto'
 import type { FastifyInstance } from 'fastify'
 import fastifyEnv from '@fastify/env'
 import fp from 'fastify-plugin'
-import { keyFingerprint, parsePrivateKey, PrivateKeyError } from './coze/key.js'
+import { keyFingerprint, parsePrivateKey, type PrivateKeyError } from './coze/key.js'
 import type { TokenRequest } from './coze/variants.js'
 import { ConfigError } from './errors.js'
 import type { RetryPolicy } from './token/policy.js'
@@ -48,7 +48,8 @@ export const settingsSchema = {
     SIDECAR_REQUEST_DEADLINE: { type: 'number', exclusiveMinimum: 0, maximum: 120, default: 5 },
     SIDECAR_CACHE_MAX: { type: 'integer', minimum: 1, maximum: 1_000_000, default: 10_000 },
     SIDECAR_RETRY_ATTEMPTS: { type: 'integer', minimum: 1, maximum: 10, default: 4 },
-    SIDECAR_RETRY_BUDGET: { type: 'number', minimum: 0, maximum: 600, default: 30 }
+    SIDECAR_RETRY_BUDGET: { type: 'number', minimum: 0, maximum: 600, default: 30 },
+    SIDECAR_SHUTDOWN_GRACE: { type: 'number', minimum: 0, maximum: 300, default: 10 }
   }
 } as const
 
@@ -72,13 +73,18 @@ export interface Settings {
   SIDECAR_CACHE_MAX: number
   SIDECAR_RETRY_ATTEMPTS: number
   SIDECAR_RETRY_BUDGET: number
+  SIDECAR_SHUTDOWN_GRACE: number
 }
 
+type Setting = keyof typeof settingsSchema.properties
+
 /** How to fix each setting, for the one-line start-up error. */
-const FIXES: Record<string, string> = {
+const FIXES: Record<Setting, string> = {
   COZE_APP_ID: 'set it to the OAuth app id (应用 ID) from the Coze console, or client_id in coze_oauth_config.json',
   COZE_KEY_ID: 'set it to the public key fingerprint (公钥指纹) shown next to the key in the Coze console',
   COZE_PRIVATE_KEY_FILE: 'set it to the path of private_key.pem, or set COZE_PRIVATE_KEY to the PEM itself',
+  COZE_PRIVATE_KEY: 'set it to the PEM of the private key, or set COZE_PRIVATE_KEY_FILE to its path',
+  COZE_OAUTH_CONFIG: 'set it to the path of the coze_oauth_config.json downloaded from the Coze console',
   COZE_API_BASE: 'set it to https://api.coze.cn (coze.cn apps) or https://api.coze.com (coze.com apps)',
   COZE_JWT_AUDIENCE: 'leave it unset to use the host of COZE_API_BASE',
   COZE_TOKEN_TTL: 'set it to a whole number of seconds from 1 to 86399 (Coze\'s limit)',
@@ -91,7 +97,8 @@ const FIXES: Record<string, string> = {
   SIDECAR_REQUEST_DEADLINE: 'set it to a number of seconds above 0 and at most 120',
   SIDECAR_CACHE_MAX: 'set it to a whole number from 1 to 1000000',
   SIDECAR_RETRY_ATTEMPTS: 'set it to a whole number from 1 to 10',
-  SIDECAR_RETRY_BUDGET: 'set it to a number of seconds from 0 to 600'
+  SIDECAR_RETRY_BUDGET: 'set it to a number of seconds from 0 to 600',
+  SIDECAR_SHUTDOWN_GRACE: 'set it to a number of seconds from 0 to 300'
 }
 
 /** Everything the service needs, resolved and checked. */
@@ -113,6 +120,8 @@ export interface Config {
   httpTimeoutMs: number
   cacheMax: number
   retry: RetryPolicy
+  /** After SIGTERM, how long in-flight requests may take before the process exits anyway. */
+  shutdownGraceMs: number
   /** The coze_oauth_config.json read, if any. */
   oauthConfigFile?: string
   /** Things worth a warning at start, never a failure. */
@@ -141,7 +150,7 @@ export async function readOAuthConfig (sources: ConfigSources): Promise<{ file?:
     text = await read(file)
   } catch (error) {
     if (named === undefined && (error as NodeJS.ErrnoException).code === 'ENOENT') return { settings: {} }
-    throw new ConfigError('COZE_OAUTH_CONFIG', `cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? 'error'}); set it to the path of the coze_oauth_config.json downloaded from the Coze console`)
+    throw new ConfigError('COZE_OAUTH_CONFIG', `cannot read ${file} (${errno(error)}); ${FIXES.COZE_OAUTH_CONFIG}`)
   }
   let json: unknown
   try {
@@ -189,24 +198,31 @@ export function mergeSources (env: Env, fromFile: Env): Env {
 /** Turns @fastify/env's (ajv's) complaint into one line about the first setting at fault. */
 export function settingsError (error: unknown): Error {
   const problems = (error as { errors?: AjvError[] }).errors
-  if (!Array.isArray(problems) || problems.length === 0) return error as Error
+  /* c8 ignore next - env-schema attaches ajv's errors to everything it throws; anything else is rethrown as is */
+  if (problems === undefined || problems.length === 0) return error as Error
   const order = Object.keys(settingsSchema.properties)
   const named = problems.map((problem) => ({
     problem,
-    setting: problem.keyword === 'required'
+    setting: (problem.keyword === 'required'
       ? String(problem.params.missingProperty)
-      : problem.instancePath.replace(/^\//, '')
+      : problem.instancePath.slice(1)) as Setting
   })).sort((a, b) => order.indexOf(a.setting) - order.indexOf(b.setting))
   const { problem, setting } = named[0] as typeof named[number]
-  const what = problem.keyword === 'required' ? 'is required' : `is invalid (${problem.message ?? 'bad value'})`
-  return new ConfigError(setting, `${what}: ${FIXES[setting] ?? 'see the README'}`)
+  const what = problem.keyword === 'required' ? 'is required' : `is invalid (${problem.message})`
+  return new ConfigError(setting, `${what}: ${FIXES[setting]}`)
 }
 
 interface AjvError {
   keyword: string
   instancePath: string
   params: Record<string, unknown>
-  message?: string
+  /** Ajv always writes one. */
+  message: string
+}
+
+/** `ENOENT`, `EACCES`...: the part of a file error a person can act on. */
+function errno (error: unknown): string {
+  return (error as NodeJS.ErrnoException).code ?? String(error)
 }
 
 /** Validated settings to a {@link Config}: reads and checks the key, derives the audience. */
@@ -226,7 +242,7 @@ export async function resolveConfig (settings: Settings, sources: ConfigSources,
     try {
       pem = await read(privateKeyFile)
     } catch (error) {
-      throw new ConfigError(keySetting, `cannot read ${privateKeyFile} (${(error as NodeJS.ErrnoException).code ?? 'error'}); ${FIXES.COZE_PRIVATE_KEY_FILE}`)
+      throw new ConfigError(keySetting, `cannot read ${privateKeyFile} (${errno(error)}); ${FIXES.COZE_PRIVATE_KEY_FILE}`)
     }
   } else if (settings.COZE_PRIVATE_KEY !== undefined) {
     keySetting = oauthConfigFile !== undefined && sources.env.COZE_PRIVATE_KEY === undefined ? 'COZE_OAUTH_CONFIG' : 'COZE_PRIVATE_KEY'
@@ -238,9 +254,9 @@ export async function resolveConfig (settings: Settings, sources: ConfigSources,
   try {
     privateKey = parsePrivateKey(pem)
   } catch (error) {
-    if (!(error instanceof PrivateKeyError)) throw error
+    // parsePrivateKey throws only PrivateKeyError, whose message never holds key material.
     const what = keySetting === 'COZE_OAUTH_CONFIG' ? 'private_key' : 'the key'
-    throw new ConfigError(keySetting, `${what} ${error.message}`)
+    throw new ConfigError(keySetting, `${what} ${(error as PrivateKeyError).message}`)
   }
   const fingerprint = keyFingerprint(privateKey)
   if (fingerprint !== settings.COZE_KEY_ID) {
@@ -272,6 +288,7 @@ export async function resolveConfig (settings: Settings, sources: ConfigSources,
     httpTimeoutMs: Math.round(settings.COZE_HTTP_TIMEOUT * 1000),
     cacheMax: settings.SIDECAR_CACHE_MAX,
     retry: { maxAttempts: settings.SIDECAR_RETRY_ATTEMPTS, budgetMs: Math.round(settings.SIDECAR_RETRY_BUDGET * 1000) },
+    shutdownGraceMs: Math.round(settings.SIDECAR_SHUTDOWN_GRACE * 1000),
     ...(oauthConfigFile === undefined ? {} : { oauthConfigFile }),
     warnings
   }

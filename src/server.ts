@@ -2,54 +2,79 @@
  * The only file that touches `process`: reads the environment, listens, handles signals and
  * exit codes. Everything else is built by `buildApp`.
  *
- * Exit codes: 0 after a clean shutdown, 78 (EX_CONFIG) for a bad setting, 1 when the service
- * cannot start or stop for another reason.
+ * Exit codes: 0 after a clean shutdown; 78 (EX_CONFIG) for a bad setting, a port in use or an
+ * address that is not this machine's; 1 when in-flight requests outlast the shutdown grace.
  */
+import { realpathSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+import type { FastifyInstance } from 'fastify'
 import { buildApp } from './app.js'
 import { ConfigError } from './errors.js'
 
-/** In-flight requests get this long to finish after SIGTERM; then the process exits anyway. */
-const SHUTDOWN_GRACE_MS = 10_000
+/** The part of `process` the service uses, so that tests can hand in their own. */
+export interface ProcessLike {
+  env: Record<string, string | undefined>
+  cwd: () => string
+  stderr: { write: (text: string) => unknown }
+  exit: (code: number) => void
+  on: (signal: 'SIGTERM' | 'SIGINT', listener: () => void) => unknown
+}
 
-const app = buildApp({ env: process.env, cwd: process.cwd() })
-
-try {
-  await app.ready()
-} catch (error) {
-  if (error instanceof ConfigError) {
-    process.stderr.write(`coze-token-sidecar: ${error.message}\n`)
-    process.exit(78)
+/** Starts the service. Returns the app once it listens, or undefined after a start-up failure. */
+export async function main (proc: ProcessLike): Promise<FastifyInstance | undefined> {
+  const app = buildApp({ env: proc.env, cwd: proc.cwd() })
+  try {
+    await app.ready()
+  } catch (error) {
+    // Every start-up check throws a ConfigError; anything else is a bug and keeps its stack.
+    /* c8 ignore next */
+    if (!(error instanceof ConfigError)) throw error
+    proc.stderr.write(`coze-token-sidecar: ${error.message}\n`)
+    proc.exit(78)
+    return undefined
   }
-  throw error
-}
 
-try {
-  await app.listen({ host: app.config.host, port: app.config.port })
-} catch (error) {
-  const code = (error as NodeJS.ErrnoException).code
-  const reason = code === 'EADDRINUSE'
-    ? `port ${app.config.port} is already in use on ${app.config.host}; set PORT to a free port`
-    : code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND'
-      ? `${app.config.host} is not an address of this machine; set HOST to one`
-      : `cannot listen on ${app.config.host}:${app.config.port} (${code ?? String(error)})`
-  process.stderr.write(`coze-token-sidecar: ${code === 'EADDRINUSE' ? 'PORT' : 'HOST'}: ${reason}\n`)
-  process.exit(code === undefined ? 1 : 78)
-}
+  const { host, port, shutdownGraceMs } = app.config
+  try {
+    await app.listen({ host, port })
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code
+    const line = code === 'EADDRINUSE'
+      ? `PORT: port ${port} is already in use on ${host}; set PORT to a free port`
+      : `HOST: cannot listen on ${host}:${port} (${String(code)}); set HOST to an address of this machine, such as 127.0.0.1`
+    proc.stderr.write(`coze-token-sidecar: ${line}\n`)
+    await app.close()
+    proc.exit(78)
+    return undefined
+  }
 
-let stopping = false
-for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-  process.on(signal, () => {
+  let stopping = false
+  const stop = (signal: string): void => {
     if (stopping) return
     stopping = true
     app.log.info({ signal }, 'shutting down')
     const force = setTimeout(() => {
-      app.log.error('in-flight requests did not finish in time; exiting')
-      process.exit(1)
-    }, SHUTDOWN_GRACE_MS)
+      app.log.error({ grace_ms: shutdownGraceMs }, 'in-flight requests did not finish within the shutdown grace; exiting')
+      proc.exit(1)
+    }, shutdownGraceMs)
     force.unref()
-    app.close().then(() => process.exit(0), (error: unknown) => {
-      app.log.error({ err: error }, 'shutdown failed')
-      process.exit(1)
+    void app.close().then(() => {
+      clearTimeout(force)
+      proc.exit(0)
     })
-  })
+  }
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) proc.on(signal, () => stop(signal))
+  return app
 }
+
+/** True when this file is what `node` was asked to run (not when a test imports it). */
+export function isEntryPoint (moduleUrl: string, argv1: string | undefined): boolean {
+  if (argv1 === undefined) return false
+  try {
+    return realpathSync(argv1) === realpathSync(fileURLToPath(moduleUrl))
+  } catch {
+    return false
+  }
+}
+
+if (isEntryPoint(import.meta.url, process.argv[1])) await main(process)

@@ -102,13 +102,15 @@ export async function exchangeJwt (
 
   const logid = headerValue(response.headers['x-tt-logid'])
   const serverDate = Date.parse(headerValue(response.headers.date) ?? '')
+  const status = response.statusCode
   let text: string
   try {
     text = await readLimited(response.body)
   } catch (error) {
-    throw error instanceof ExchangeError ? withLogid(error, logid) : networkError(error)
+    const failure = error instanceof ExchangeError ? error : networkError(error)
+    // Coze answered (the headers came), so its logid and status help whoever asks Coze why.
+    throw new ExchangeError(failure.kind, failure.message, { status, ...(logid === undefined ? {} : { logid }) })
   }
-  const status = response.statusCode
   const json = parseJsonObject(text)
   const context = {
     status,
@@ -154,11 +156,6 @@ function networkError (error: unknown): ExchangeError {
   const name = typeof code === 'string' ? code : 'network error'
   if (NETWORK_TIMEOUTS.has(name)) return new ExchangeError('timeout', `no answer in time (${name})`)
   return new ExchangeError('unreachable', name)
-}
-
-function withLogid (error: ExchangeError, logid: string | undefined): ExchangeError {
-  if (logid === undefined) return error
-  return new ExchangeError(error.kind, error.message, { logid })
 }
 
 function headerValue (value: string | string[] | undefined): string | undefined {

@@ -10,6 +10,7 @@ import { createHash, createPrivateKey, createPublicKey, type KeyObject } from 'n
 
 /** Why a PEM was refused. The message never contains key material. */
 export class PrivateKeyError extends Error {
+  override readonly name = 'PrivateKeyError'
   readonly code = 'INVALID_PRIVATE_KEY'
 }
 
@@ -45,7 +46,8 @@ export function parsePrivateKey (pem: string): KeyObject {
   if (key.asymmetricKeyType !== 'rsa') {
     throw new PrivateKeyError(`is an ${String(key.asymmetricKeyType).toUpperCase()} key; Coze signs with RS256 and needs an RSA key`)
   }
-  const bits = key.asymmetricKeyDetails?.modulusLength ?? 0
+  // Node always gives the modulus length of an RSA key.
+  const bits = (key.asymmetricKeyDetails as { modulusLength: number }).modulusLength
   if (bits < 2048) {
     throw new PrivateKeyError(`is RSA-${bits}; RS256 needs at least 2048 bits (Coze's console makes 2048-bit keys)`)
   }

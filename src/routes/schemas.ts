@@ -11,7 +11,7 @@ const text = (maxLength: number) => ({ type: 'string', minLength: 1, maxLength, 
 const textList = { type: 'array', maxItems: 100, items: text(128) } as const
 
 /** Words for pattern failures, per field, for the 400's message. */
-export const PATTERN_HINTS: Record<string, string> = {
+export const PATTERN_HINTS: Record<string, string> & { default: string } = {
   account_id: 'must be a numeric Coze account or organization id (digits only, at most 20)',
   enterprise_id: 'must be an enterprise id: letters, digits and _ . : * - only, at most 128',
   default: 'must not contain control characters'

@@ -262,46 +262,43 @@ export class TokenCache {
     return flight
   }
 
-  async #fly (entry: Entry, flight: Flight, reason: ExchangeReport['reason']): Promise<Held> {
+  /** One attempt of the flight, then the next after a back-off, until a token or a final error. */
+  async #fly (entry: Entry, flight: Flight, reason: ExchangeReport['reason'], attempt = 1, started = this.#clock.monotonic()): Promise<Held> {
     const variant = variantOf(entry.request)
-    const started = this.#clock.monotonic()
-    for (let attempt = 1; ; attempt++) {
-      const sentAt = this.#clock.monotonic()
-      let held: Held
-      try {
-        const issued = await this.#mint(entry.request)
-        held = this.#hold(issued, entry.request.ttl, sentAt)
-        this.#onExchange({
-          variant, attempt, reason, durationMs: this.#clock.monotonic() - sentAt, outcome: 'ok',
-          ...(issued.logid === undefined ? {} : { logid: issued.logid }),
-          ...(issued.serverDate === undefined ? {} : { skewMs: this.skewMs })
-        })
-      } catch (error) {
-        const durationMs = this.#clock.monotonic() - sentAt
-        if (!(error instanceof ExchangeError)) {
-          this.#onExchange({ variant, attempt, reason, durationMs, outcome: 'internal' })
-          throw error
-        }
-        this.#onExchange({
-          variant, attempt, reason, durationMs, outcome: error.kind, error,
-          ...(error.logid === undefined ? {} : { logid: error.logid })
-        })
-        flight.failedAttempts = attempt
-        flight.lastError = error
-        const now = this.#clock.monotonic()
-        const delay = this.#retryAfter(error, attempt, now - started)
-        if (delay === undefined) {
-          this.#failed(entry, error, now)
-          throw error
-        }
-        flight.nextAttemptAt = now + delay
-        for (const waiter of flight.waiters) waiter(error, flight.nextAttemptAt)
-        await sleep(this.#clock, delay, this.#closing.signal)
-        continue
-      }
+    const sentAt = this.#clock.monotonic()
+    try {
+      const issued = await this.#mint(entry.request)
+      const held = this.#hold(issued, entry.request.ttl, sentAt)
+      this.#onExchange({
+        variant, attempt, reason, durationMs: this.#clock.monotonic() - sentAt, outcome: 'ok',
+        ...(issued.logid === undefined ? {} : { logid: issued.logid }),
+        ...(issued.serverDate === undefined ? {} : { skewMs: this.skewMs })
+      })
       this.#store(entry, held)
       return held
+    } catch (error) {
+      const durationMs = this.#clock.monotonic() - sentAt
+      if (!(error instanceof ExchangeError)) {
+        this.#onExchange({ variant, attempt, reason, durationMs, outcome: 'internal' })
+        throw error
+      }
+      this.#onExchange({
+        variant, attempt, reason, durationMs, outcome: error.kind, error,
+        ...(error.logid === undefined ? {} : { logid: error.logid })
+      })
+      flight.failedAttempts = attempt
+      flight.lastError = error
+      const now = this.#clock.monotonic()
+      const delay = this.#retryAfter(error, attempt, now - started)
+      if (delay === undefined) {
+        this.#failed(entry, error, now)
+        throw error
+      }
+      flight.nextAttemptAt = now + delay
+      for (const waiter of flight.waiters) waiter(error, flight.nextAttemptAt)
+      await sleep(this.#clock, delay, this.#closing.signal)
     }
+    return await this.#fly(entry, flight, reason, attempt + 1, started)
   }
 
   /** The wait before the next attempt, or undefined when there is none. */
@@ -359,22 +356,22 @@ export class TokenCache {
     this.#schedule(entry, held.refreshAt - this.#clock.monotonic())
   }
 
+  /**
+   * Sets the entry's one timer. Only entries in the cache that hold a token have one, and the
+   * cache cancels it when the entry leaves (evicted, deleted, cleared on close).
+   */
   #schedule (entry: Entry, delayMs: number): void {
     entry.timer?.cancel()
-    if (this.#closing.signal.aborted) return
-    entry.timer = this.#clock.setTimer(() => this.#tick(entry), Math.max(0, delayMs))
+    entry.timer = this.#clock.setTimer(() => this.#tick(entry, entry.token as Held), Math.max(0, delayMs))
   }
 
   /**
    * The entry's timer: refresh a token that callers are using; let one nobody asked for since
    * it arrived run out, then forget it.
    */
-  #tick (entry: Entry): void {
+  #tick (entry: Entry, held: Held): void {
     delete entry.timer
-    if (this.#entries.peek(entry.key) !== entry) return
-    const held = entry.token
     const now = this.#clock.monotonic()
-    if (held === undefined) return
     if (entry.usedFromCache && now < held.staleUntil) {
       this.#refreshInBackground(entry)
       return

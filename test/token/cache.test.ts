@@ -185,11 +185,12 @@ t.test('a wrong local clock cannot make the cache serve an expired token', async
   })
   t.test('with Coze\'s Date header, the skew is measured and the full lifetime is used', async (t) => {
     const clock = new FakeClock()
-    const { cache, steps } = setup({ clock })
+    const { cache, steps, reports } = setup({ clock })
     const cozeNow = clock.now() + 600_000
-    steps.push(async () => ({ accessToken: 'dated', expiresIn: Math.floor(cozeNow / 1000) + 900, serverDate: cozeNow }))
+    steps.push(async () => ({ accessToken: 'dated', expiresIn: Math.floor(cozeNow / 1000) + 900, serverDate: cozeNow, logid: 'LD' }))
     await cache.get(DEFAULT, 5_000)
     t.equal(cache.skewMs, 600_000)
+    t.match(reports.at(-1), { outcome: 'ok', logid: 'LD', skewMs: 600_000 })
     clock.advance(800_000)
     t.equal((await cache.get(DEFAULT, 5_000)).accessToken, 'dated')
   })
@@ -206,7 +207,7 @@ t.test('a wrong local clock cannot make the cache serve an expired token', async
 t.test('Coze\'s refusals are not retried, and not held against the next caller', async (t) => {
   const { cache, calls, steps } = setup()
   steps.push(fail('refused', { status: 401, errorCode: 'invalid_client', errorMessage: 'invalid jwt: kid not been registred', logid: 'L1' }))
-  const error = await cache.get(DEFAULT, 5_000).catch((e: SidecarError) => e)
+  const error = await cache.get(DEFAULT, 5_000).catch((e: SidecarError) => e) as SidecarError
   t.match(error, { statusCode: 502, code: 'COZE_INVALID_CLIENT', coze: { error_code: 'invalid_client', logid: 'L1' } })
   t.equal(error.retryAfter, undefined)
   t.equal(calls.length, 1, 'exactly one attempt')
@@ -350,8 +351,9 @@ t.test('the cache is bounded: a flood of session names evicts the least recently
 
 t.test('an expires_in already in the past is a bad answer, retried, never served', async (t) => {
   const { cache, clock, calls, steps, reports } = setup({ retry: { maxAttempts: 2, budgetMs: 30_000 } })
-  const past = async (): Promise<IssuedToken> => ({ accessToken: 'dead', expiresIn: Math.floor(clock.now() / 1000) - 60, logid: 'LX' })
-  steps.push(past, past)
+  const past = (logid?: string) => async (): Promise<IssuedToken> =>
+    ({ accessToken: 'dead', expiresIn: Math.floor(clock.now() / 1000) - 60, ...(logid === undefined ? {} : { logid }) })
+  steps.push(past(), past('LX'))
   const pending = cache.get(DEFAULT, 5_000).catch((e: SidecarError) => e)
   await until(() => reports.length === 1, 'the first attempt')
   clock.advance(1_000)
@@ -393,4 +395,74 @@ t.test('close() cancels timers and pending retries', async (t) => {
   t.match(await pending, { message: /closed/ })
   clock.advance(10_000)
   t.equal(cache.size, 0)
+})
+
+t.test('past the serve margin with a refresh already under way: the valid token, at once', async (t) => {
+  const { cache, clock, steps, calls } = setup()
+  const first = await cache.get(DEFAULT, 5_000)
+  await cache.get(DEFAULT, 5_000) // in use
+  const gate = held()
+  steps.push(gate.step)
+  clock.advance(720_000)
+  await until(gate.started, 'the background refresh')
+  clock.advance(130_000) // 850 s: inside the serve margin, Coze still thinking
+  const during = await cache.get(DEFAULT, 5_000)
+  t.same(during, { accessToken: first.accessToken, expiresIn: first.expiresIn, stale: true })
+  t.equal(calls.length, 2, 'no second exchange')
+  gate.release({ accessToken: 'held-token', expiresIn: Math.floor(clock.now() / 1000) + 900 })
+  await tick()
+  t.equal((await cache.get(DEFAULT, 5_000)).accessToken, 'held-token')
+})
+
+t.test('past the serve margin, Coze refusing the new one: the still-valid token is served stale', async (t) => {
+  const { cache, clock, steps } = setup()
+  const first = await cache.get(DEFAULT, 5_000)
+  clock.advance(850_000)
+  steps.push(fail('refused', { status: 403, errorCode: 'access_deny' }))
+  const stale = await cache.get(DEFAULT, 5_000)
+  t.same(stale, { accessToken: first.accessToken, expiresIn: first.expiresIn, stale: true })
+})
+
+t.test('a token that arrives already past its life (Coze took longer than the token lives) is not handed out', async (t) => {
+  const { cache, clock, steps } = setup()
+  const gate = held()
+  steps.push(gate.step)
+  const pending = cache.get({ ttl: 60 }, 10_000_000).catch((e: SidecarError) => e)
+  await until(gate.started, 'the exchange')
+  clock.advance(120_000)
+  gate.release({ accessToken: 'too-late', expiresIn: Math.floor(clock.now() / 1000) + 60 })
+  t.match(await pending, { statusCode: 504, code: 'UPSTREAM_TIMEOUT', message: /expired before it could be handed out/ })
+})
+
+t.test('while backing off, a token inside its refresh window is served, and no refresh starts', async (t) => {
+  const { cache, clock, steps, calls, reports } = setup({ retry: { maxAttempts: 1, budgetMs: 0 } })
+  const first = await cache.get(DEFAULT, 5_000)
+  await cache.get(DEFAULT, 5_000)
+  steps.push(fail('unavailable', { status: 503 }))
+  clock.advance(720_000) // the refresh fails: 1 s of cool-down
+  await until(() => reports.length === 2, 'the failed refresh')
+  await tick()
+  t.equal((await cache.get(DEFAULT, 5_000)).accessToken, first.accessToken)
+  t.equal(calls.length, 2, 'the hit did not start a refresh during the cool-down')
+  clock.advance(1_000) // the cool-down timer refreshes
+  await until(() => calls.length === 3, 'the refresh after the cool-down')
+})
+
+t.test('without an onExchange listener, exchanges still work', async (t) => {
+  const clock = new FakeClock()
+  const cache = new TokenCache({ clock, mint: async (request) => ({ accessToken: 'quiet', expiresIn: Math.floor(clock.now() / 1000) + request.ttl }) })
+  t.teardown(() => cache.close())
+  t.equal((await cache.get(DEFAULT, 5_000)).accessToken, 'quiet')
+})
+
+t.test('a failure of an exchange whose entry was dropped meanwhile leaves no back-off behind', async (t) => {
+  const { cache, steps, calls } = setup({ retry: { maxAttempts: 1, budgetMs: 0 } })
+  let failNow: () => void = () => {}
+  steps.push(() => new Promise((_resolve, reject) => { failNow = () => reject(new ExchangeError('unavailable', 'late failure')) }))
+  const pending = cache.get(DEFAULT, 5_000).catch((e: SidecarError) => e)
+  await until(() => calls.length === 1, 'the exchange')
+  cache.delete(DEFAULT)
+  failNow()
+  t.match(await pending, { code: 'COZE_UNAVAILABLE' })
+  t.equal((await cache.get(DEFAULT, 5_000)).accessToken, 'token-1', 'the next caller is not held back')
 })

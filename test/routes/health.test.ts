@@ -1,0 +1,42 @@
+import t from 'tap'
+import { APP_ID, startEmulator, startSidecar } from '../fixtures/harness.js'
+
+t.test('/healthz: the process is up, whatever Coze does', async (t) => {
+  const emulator = await startEmulator(t)
+  const { app } = await startSidecar(t, emulator, { COZE_API_BASE: 'http://127.0.0.1:1' })
+  const response = await app.inject('/healthz')
+  t.equal(response.statusCode, 200)
+  t.same(response.json(), { status: 'ok' })
+  t.equal(emulator.state.exchangeCount, 0, 'no token needed')
+})
+
+t.test('/readyz: ready when a token for the default request can be had, and says why not otherwise', async (t) => {
+  const emulator = await startEmulator(t)
+  const { app } = await startSidecar(t, emulator)
+  const ready = await app.inject('/readyz')
+  t.equal(ready.statusCode, 200)
+  t.same(ready.json(), { status: 'ready' })
+  t.equal((await app.inject('/readyz')).statusCode, 200)
+  t.equal(emulator.state.exchangeCount, 1, 'the probe uses the cache')
+
+  emulator.state.setEnabled(APP_ID, false)
+  const { app: other } = await startSidecar(t, emulator)
+  const refused = await other.inject('/readyz')
+  t.equal(refused.statusCode, 503)
+  t.match(refused.json(), {
+    statusCode: 503, code: 'NOT_READY', error: 'Service Unavailable',
+    message: /^not ready: no token for the default request: Coze denied access: app: test app is currently deactivated/,
+    coze: { error_code: 'access_deny', logid: String }
+  })
+  emulator.state.setEnabled(APP_ID, true)
+  t.equal((await other.inject('/readyz')).statusCode, 200, 'ready again without a restart')
+})
+
+t.test('/readyz when Coze cannot be reached: 503 with Retry-After', async (t) => {
+  const emulator = await startEmulator(t)
+  const { app } = await startSidecar(t, emulator, { COZE_API_BASE: 'http://127.0.0.1:1', SIDECAR_RETRY_BUDGET: '0' })
+  const response = await app.inject('/readyz')
+  t.equal(response.statusCode, 503)
+  t.match(response.json(), { code: 'NOT_READY', message: /Coze could not be reached: ECONNREFUSED/ })
+  t.match(response.headers['retry-after'], /^\d+$/)
+})

@@ -1,0 +1,148 @@
+import { spawn } from 'node:child_process'
+import { createServer } from 'node:net'
+import t, { type Test } from 'tap'
+import { request } from 'undici'
+import { isEntryPoint, main, type ProcessLike } from '../src/server.js'
+import { sidecarEnv, startEmulator, tempDir } from './fixtures/harness.js'
+import { keys, pemBody } from './fixtures/keys.js'
+import { until } from './fixtures/flush.js'
+
+/** A stand-in for `process`: what main() writes and exits with, and its signal handlers. */
+function fakeProcess (t: Test, env: Record<string, string | undefined>) {
+  const handlers = new Map<string, () => void>()
+  const fake = {
+    stderr: '',
+    exits: [] as number[],
+    signal: (name: 'SIGTERM' | 'SIGINT') => handlers.get(name)?.()
+  }
+  const proc: ProcessLike = {
+    env,
+    cwd: () => tempDir(t),
+    stderr: { write: (text: string) => { fake.stderr += text } },
+    exit: (code) => { fake.exits.push(code) },
+    on: (signal, listener) => handlers.set(signal, listener)
+  }
+  return { proc, fake }
+}
+
+t.test('a bad setting: exit 78 and one line naming it, before listening', async (t) => {
+  const { proc, fake } = fakeProcess(t, { COZE_KEY_ID: 'k', COZE_PRIVATE_KEY: keys.pkcs8 })
+  t.equal(await main(proc), undefined)
+  t.same(fake.exits, [78])
+  t.equal(fake.stderr.split('\n').length, 2, 'one line')
+  t.match(fake.stderr, /^coze-token-sidecar: COZE_APP_ID: is required: set it to the OAuth app id/)
+  t.notOk(fake.stderr.includes(pemBody(keys.pkcs8).slice(0, 40)), 'no key printed')
+})
+
+t.test('serves; SIGTERM lets in-flight requests finish, then exits 0', async (t) => {
+  const emulator = await startEmulator(t)
+  const { proc, fake } = fakeProcess(t, sidecarEnv(emulator, { PORT: '0', LOG_LEVEL: 'silent', SIDECAR_REQUEST_DEADLINE: '0.5', SIDECAR_RETRY_BUDGET: '0' }))
+  const app = await main(proc)
+  t.ok(app)
+  const address = `http://127.0.0.1:${(app!.server.address() as { port: number }).port}`
+  const first = await request(`${address}/token`)
+  t.equal(first.statusCode, 200)
+  await first.body.dump()
+  emulator.state.injectFault({ kind: 'hang' })
+  const inFlight = request(`${address}/token?session_name=slow`)
+  await until(() => emulator.state.exchangeCount === 2, 'the hanging exchange')
+  fake.signal('SIGTERM')
+  fake.signal('SIGINT') // a second signal changes nothing
+  const response = await inFlight
+  t.equal(response.statusCode, 504, 'the in-flight request got its answer')
+  t.equal(response.headers.connection, 'close', 'and its keep-alive connection was let go')
+  await response.body.dump()
+  await until(() => fake.exits.length > 0, 'the exit')
+  t.same(fake.exits, [0])
+})
+
+t.test('in-flight requests that outlast the shutdown grace: exit 1', async (t) => {
+  const emulator = await startEmulator(t)
+  const { proc, fake } = fakeProcess(t, sidecarEnv(emulator, { PORT: '0', LOG_LEVEL: 'silent', SIDECAR_SHUTDOWN_GRACE: '0.05', SIDECAR_REQUEST_DEADLINE: '2', SIDECAR_RETRY_BUDGET: '0' }))
+  const app = await main(proc)
+  const address = `http://127.0.0.1:${(app!.server.address() as { port: number }).port}`
+  emulator.state.injectFault({ kind: 'hang' })
+  const inFlight = request(`${address}/token`)
+  await until(() => emulator.state.exchangeCount === 1, 'the hanging exchange')
+  fake.signal('SIGTERM')
+  await until(() => fake.exits.length > 0, 'the forced exit')
+  t.same(fake.exits, [1])
+  const response = await inFlight
+  await response.body.dump()
+  await until(() => fake.exits.length > 1, 'the close after all')
+})
+
+t.test('a port in use: exit 78 naming PORT', async (t) => {
+  const blocker = createServer()
+  await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => blocker.close())
+  const port = (blocker.address() as { port: number }).port
+  const emulator = await startEmulator(t)
+  const { proc, fake } = fakeProcess(t, sidecarEnv(emulator, { PORT: String(port), LOG_LEVEL: 'silent' }))
+  t.equal(await main(proc), undefined)
+  t.same(fake.exits, [78])
+  t.equal(fake.stderr, `coze-token-sidecar: PORT: port ${port} is already in use on 127.0.0.1; set PORT to a free port\n`)
+})
+
+t.test('an address that is not this machine\'s: exit 78 naming HOST', async (t) => {
+  const emulator = await startEmulator(t)
+  const { proc, fake } = fakeProcess(t, sidecarEnv(emulator, { HOST: '192.0.2.1', PORT: '0', LOG_LEVEL: 'silent' }))
+  t.equal(await main(proc), undefined)
+  t.same(fake.exits, [78])
+  t.match(fake.stderr, /^coze-token-sidecar: HOST: cannot listen on 192.0.2.1:0 \(EADDRNOTAVAIL\); set HOST to an address of this machine/)
+})
+
+t.test('entry-point detection', async (t) => {
+  const self = new URL('../src/server.ts', import.meta.url)
+  t.equal(isEntryPoint(self.href, self.pathname), true)
+  t.equal(isEntryPoint(self.href, '/nonexistent/server.js'), false)
+  t.equal(isEntryPoint(self.href, undefined), false)
+})
+
+/**
+ * The real thing, as a separate process with real signals. Run without tap's coverage hooks:
+ * merging a child's V8 coverage corrupts the branch counts of the whole report.
+ */
+function spawnServer (env: Record<string, string | undefined>, cwd: string) {
+  const clean = Object.fromEntries(Object.entries(process.env).filter(([name]) =>
+    !/^(COZE_|SIDECAR_|HOST$|PORT$|LOG_LEVEL$|NODE_OPTIONS$|NODE_V8_COVERAGE$)/.test(name)))
+  const loader = process.execArgv.filter((arg) => arg.includes('@tapjs/typescript'))
+  const child = spawn(process.execPath, [...loader, new URL('../src/server.ts', import.meta.url).pathname], {
+    // tap wraps spawn to follow children; this tells the child not to record coverage.
+    cwd, env: { ...clean, ...env, _TAPJS_PROCESSINFO_COVERAGE_: '0' }, stdio: ['ignore', 'pipe', 'pipe']
+  })
+  let stdout = ''
+  let stderr = ''
+  child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString() })
+  child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
+  const exited = new Promise<{ code: number | null, stdout: string, stderr: string }>((resolve) =>
+    child.on('exit', (code) => resolve({ code, stdout, stderr })))
+  const timer = setTimeout(() => child.kill('SIGKILL'), 30_000)
+  void exited.then(() => clearTimeout(timer))
+  const listening = async (): Promise<string> => {
+    await until(() => /Server listening at/.test(stdout) || child.exitCode !== null, 'the listen line', 20_000)
+    const match = /Server listening at (http:\/\/[\d.:]+)/.exec(stdout)
+    if (match?.[1] === undefined) throw new Error(`no listener: ${stderr}`)
+    return match[1]
+  }
+  return { child, exited, listening }
+}
+
+t.test('as a process: a bad setting exits 78 with the line on stderr', async (t) => {
+  const run = await spawnServer({ COZE_APP_ID: '1', COZE_KEY_ID: 'k', COZE_PRIVATE_KEY: keys.spki }, tempDir(t)).exited
+  t.equal(run.code, 78)
+  t.match(run.stderr, /^coze-token-sidecar: COZE_PRIVATE_KEY: the key is a public key/)
+})
+
+t.test('as a process: serves, and a real SIGTERM exits 0', async (t) => {
+  const emulator = await startEmulator(t)
+  const { child, exited, listening } = spawnServer(sidecarEnv(emulator, { PORT: '0' }), tempDir(t))
+  const address = await listening()
+  const token = await request(`${address}/token?format=text`)
+  t.equal(token.statusCode, 200)
+  t.match(await token.body.text(), /^czs_/)
+  child.kill('SIGTERM')
+  const run = await exited
+  t.equal(run.code, 0)
+  t.match(run.stdout, /"signal":"SIGTERM".*shutting down/)
+})
