@@ -77,4 +77,5 @@ export function isEntryPoint (moduleUrl: string, argv1: string | undefined): boo
   }
 }
 
+/* c8 ignore next - true only under `node dist/server.js`; test/server.test.ts runs that as a process */
 if (isEntryPoint(import.meta.url, process.argv[1])) await main(process)

@@ -171,6 +171,20 @@ t.test('coze_oauth_config.json: the console\'s file is all a user needs; the env
   t.equal(error.setting, 'COZE_KEY_ID', 'empty fields count as missing')
 })
 
+t.test('a read that fails without an errno still names the file', async (t) => {
+  const failing = async (): Promise<string> => { throw new Error('disk on fire') }
+  for (const [env, setting] of [[{ ...VALID, COZE_OAUTH_CONFIG: 'c.json' }, 'COZE_OAUTH_CONFIG'], [{ ...VALID, COZE_PRIVATE_KEY: undefined, COZE_PRIVATE_KEY_FILE: 'k.pem', COZE_OAUTH_CONFIG: undefined }, 'COZE_PRIVATE_KEY_FILE']] as const) {
+    const noConfigFile = async (path: string): Promise<string> => {
+      if (path.endsWith('.json')) throw Object.assign(new Error('no such file'), { code: 'ENOENT' })
+      return await failing()
+    }
+    const app = buildApp({ env, cwd: '/nowhere', logStream: new LogCapture(), readFile: setting === 'COZE_OAUTH_CONFIG' ? failing : noConfigFile })
+    const error = await app.ready().then(() => undefined, (e: ConfigError) => e)
+    await app.close().catch(() => {})
+    t.match(error, { setting, message: /cannot read \/nowhere\/.* \(Error: disk on fire\)/ }, setting)
+  }
+})
+
 t.test('an unreadable config file in cwd is an error, not ignored', { skip: process.getuid?.() === 0 ? 'root reads everything' : false }, async (t) => {
   const dir = tempDir(t)
   const path = join(dir, 'coze_oauth_config.json')

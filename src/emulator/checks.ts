@@ -22,7 +22,8 @@ export interface TokenAsk {
   enterpriseId?: string
   contentType: string | undefined
   authorization: string | undefined
-  rawBody: string
+  /** The body as received: a string, or undefined when there was none. */
+  rawBody: unknown
 }
 
 export interface Accepted {
@@ -57,7 +58,7 @@ async function check (state: EmulatorState, ask: TokenAsk, partial: Partial<Acce
   }
   let body: Record<string, unknown>
   try {
-    const parsed: unknown = JSON.parse(ask.rawBody)
+    const parsed: unknown = JSON.parse(ask.rawBody as string) // no body: a SyntaxError like any other
     if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('not an object')
     body = parsed as Record<string, unknown>
   } catch {

@@ -50,7 +50,7 @@ function sendRefusal (reply: FastifyReply, refusal: OAuthRefusal): FastifyReply 
 
 export const cozeEmulator = fp(async function cozeEmulator (app: FastifyInstance, options: CozeEmulatorOptions) {
   const now = options.now ?? Date.now
-  const state = options.state ?? new EmulatorState({ now, ...(options.knobs === undefined ? {} : { knobs: options.knobs }) })
+  const state = options.state ?? new EmulatorState({ now, knobs: options.knobs })
   for (const input of options.apps ?? []) state.registerApp(input)
   app.decorate('cozeEmulator', state)
 
@@ -70,13 +70,14 @@ export const cozeEmulator = fp(async function cozeEmulator (app: FastifyInstance
       reply.header('x-tt-logid', logid)
       state.exchangeCount++
       const params = request.params as { accountId?: string, enterpriseId?: string }
-      const path = request.url.split('?')[0] ?? request.url
+      const path = request.url.split('?', 1)[0] as string
 
       const fault = state.takeFault()
       if (fault !== undefined) {
         state.record({ at: now(), path, status: fault.kind === 'status' ? fault.status : 0, fault: fault.kind })
-        const handled = await applyFault(fault, request, reply)
-        if (handled !== undefined) return handled
+        // A delay, then the normal answer; every other fault is the answer.
+        if (fault.kind === 'delay') await sleep(fault.ms)
+        else return answerFault(fault, request, reply)
       }
 
       const result = await checkTokenRequest(state, {
@@ -84,7 +85,7 @@ export const cozeEmulator = fp(async function cozeEmulator (app: FastifyInstance
         ...(params.enterpriseId === undefined ? {} : { enterpriseId: params.enterpriseId }),
         contentType: request.headers['content-type'],
         authorization: request.headers.authorization,
-        rawBody: typeof request.body === 'string' ? request.body : ''
+        rawBody: request.body
       })
       const jwt = request.headers.authorization?.replace(/^Bearer /, '')
       if ('refusal' in result) {
@@ -113,19 +114,15 @@ export const cozeEmulator = fp(async function cozeEmulator (app: FastifyInstance
       })
       state.record({
         at: now(), path, status: 200, appId: accepted.app.appId, kid: accepted.kid,
-        ...(jwt === undefined ? {} : { jwt }),
+        jwt: jwt as string, // accepted, so it was there
         header: accepted.header, claims: accepted.claims, body: accepted.body
       })
       // expires_in is an absolute Unix time at Coze, not a duration (reference §5).
       return reply.send({ access_token: token, expires_in: expiresAt, ...(state.knobs.tokenType ? { token_type: 'Bearer' } : {}) })
     }
 
-    /** Answers for the fault, or returns undefined to carry on normally (after a delay). */
-    async function applyFault (fault: Fault, request: FastifyRequest, reply: FastifyReply): Promise<unknown> {
+    function answerFault (fault: Exclude<Fault, { kind: 'delay' }>, request: FastifyRequest, reply: FastifyReply): FastifyReply {
       switch (fault.kind) {
-        case 'delay':
-          await sleep(fault.ms)
-          return undefined
         case 'status': {
           if (fault.retryAfter !== undefined) reply.header('retry-after', fault.retryAfter)
           const code = fault.errorCode ?? (fault.status === 429 ? 'too_many_requests' : 'internal_error')

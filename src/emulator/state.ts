@@ -119,7 +119,7 @@ export class EmulatorState {
   /** `${iss} ${jti}` → exp: a JWT is accepted once. */
   readonly #jtis = new Map<string, number>()
 
-  constructor (options: { now?: () => number, knobs?: Partial<EmulatorKnobs> } = {}) {
+  constructor (options: { now?: () => number, knobs?: Partial<EmulatorKnobs> | undefined } = {}) {
     this.#now = options.now ?? Date.now
     this.knobs = { ...DEFAULT_KNOBS, ...options.knobs }
   }
@@ -235,14 +235,14 @@ export class EmulatorState {
 const ALPHANUMERIC = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789'
 
 function randomAlphanumeric (length: number): string {
-  const bytes = randomBytes(length * 2)
   let out = ''
-  // 248 = 4 * 62: bytes at or above it are skipped, so every character is equally likely.
-  for (const byte of bytes) {
-    if (byte < 248) out += ALPHANUMERIC[byte % 62]
-    if (out.length === length) return out
+  while (out.length < length) {
+    // 248 = 4 * 62: bytes at or above it are skipped, so every character is equally likely.
+    for (const byte of randomBytes(length)) {
+      if (byte < 248 && out.length < length) out += ALPHANUMERIC[byte % 62]
+    }
   }
-  return out + randomAlphanumeric(length - out.length)
+  return out
 }
 
 /** Coze's log ids: `yyyyMMddHHmmss` (UTC here) and 20 uppercase hex digits. */

@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import t, { type Test } from 'tap'
-import { Agent } from 'undici'
+import { Agent, MockAgent } from 'undici'
 import { exchangeJwt, ExchangeError, scrub, type ExchangeHttp } from '../../src/coze/exchange.js'
 import { GRANT_TYPE } from '../../src/coze/variants.js'
 
@@ -50,6 +50,33 @@ t.test('a valid answer: the token, the absolute expiry, the logid and Coze\'s cl
   t.same(JSON.parse(sent?.body ?? ''), BODY)
 })
 
+t.test('a valid answer without a logid or a Date header', async (t) => {
+  const { http } = await scripted(t, (_request, response) => {
+    response.sendDate = false
+    response.writeHead(200, { 'content-type': 'application/json' })
+    response.end(JSON.stringify({ access_token: 'czs_y', expires_in: 1_900_000_000 }))
+  })
+  t.same(await attempt(http), { accessToken: 'czs_y', expiresIn: 1_900_000_000 })
+})
+
+t.test('a repeated header counts once', async (t) => {
+  const { http } = await scripted(t, (_request, response) => {
+    response.setHeader('x-tt-logid', ['FIRST', 'SECOND'])
+    response.writeHead(200, { 'content-type': 'application/json' })
+    response.end(JSON.stringify({ access_token: 'czs_z', expires_in: 1_900_000_000 }))
+  })
+  t.equal((await attempt(http)).logid, 'FIRST')
+})
+
+t.test('a transport error without a code is still "unreachable"', async (t) => {
+  const mock = new MockAgent()
+  mock.disableNetConnect()
+  t.teardown(() => mock.close())
+  mock.get('http://127.0.0.1:9').intercept({ path: '/api/permission/oauth2/token', method: 'POST' }).replyWithError(new Error('kaboom'))
+  const error = await attempt({ baseUrl: 'http://127.0.0.1:9', dispatcher: mock, headersTimeoutMs: 100, bodyTimeoutMs: 100, userAgent: 'x' }).catch((e: unknown) => e)
+  t.match(error, { kind: 'unreachable', message: 'network error' })
+})
+
 t.test('answers that are not tokens', async (t) => {
   const table: Array<[string, Handler, Partial<ExchangeError>, RegExp]> = [
     ['Coze\'s OAuth error', json(401, { error_code: 'invalid_client', error_message: 'invalid jwt: kid not been registred', error: 'invalid_client' }),
@@ -65,6 +92,7 @@ t.test('answers that are not tokens', async (t) => {
     ['408', json(408, ''), { kind: 'unavailable' }, /408/],
     ['404 HTML: a wrong base URL', (_q, r) => { r.writeHead(404); r.end('<html>not found</html>') }, { kind: 'refused', status: 404 }, /404 without a Coze error code/],
     ['a redirect', (_q, r) => { r.writeHead(302, { location: 'http://evil.example/' }); r.end() }, { kind: 'refused', status: 302 }, /redirect \(not followed/],
+    ['200 with a JSON array', json(200, '[]'), { kind: 'bad_response' }, /not a JSON object/],
     ['200 HTML', (_q, r) => { r.writeHead(200, { 'content-type': 'text/html' }); r.end('<html></html>') }, { kind: 'bad_response', retryable: true }, /not a JSON object/],
     ['200 without access_token', json(200, { expires_in: 1_900_000_000 }), { kind: 'bad_response' }, /without a string access_token/],
     ['200 with an empty token', json(200, { access_token: '', expires_in: 1_900_000_000 }), { kind: 'bad_response' }, /access_token/],

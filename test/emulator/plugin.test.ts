@@ -17,8 +17,9 @@ interface Ask {
   body?: unknown
   rawBody?: string
   contentType?: string
-  authorization?: string
+  authorization?: string | null
   key?: typeof keys.privateKey
+  noBody?: boolean
 }
 
 /** Signs a JWT the way an SDK would (or, with overrides, the way it should not). */
@@ -31,13 +32,12 @@ async function jwtFor (emulator: Emulator, ask: Ask): Promise<string> {
 
 async function post (emulator: Emulator, ask: Ask = {}) {
   const jwt = await jwtFor(emulator, ask)
+  const headers: Record<string, string> = { 'content-type': ask.contentType ?? 'application/json' }
+  if (ask.authorization !== null) headers.authorization = ask.authorization ?? `Bearer ${jwt}`
   const response = await request(`${emulator.url}${ask.path ?? '/api/permission/oauth2/token'}`, {
     method: 'POST',
-    headers: {
-      'content-type': ask.contentType ?? 'application/json',
-      authorization: ask.authorization ?? `Bearer ${jwt}`
-    },
-    body: ask.rawBody ?? JSON.stringify(ask.body ?? { grant_type: GRANT, duration_seconds: 900 })
+    headers,
+    body: ask.noBody === true ? undefined : ask.rawBody ?? JSON.stringify(ask.body ?? { grant_type: GRANT, duration_seconds: 900 })
   })
   const text = await response.body.text()
   return { status: response.statusCode, headers: response.headers, json: JSON.parse(text) as Record<string, unknown>, jwt }
@@ -57,6 +57,8 @@ t.test('accepts what the SDKs send and answers like Coze', async (t) => {
     { duration_seconds: 900, grant_type: GRANT, scope: null }, // coze-py
     { client_id: APP_ID, grant_type: GRANT }, // coze-go, no duration
     { grant_type: GRANT, duration_seconds: 86399 }, // the maximum
+    { grant_type: GRANT, scope: { account_permission: { permission_list: ['Connector.botChat'] }, attribute_constraint: { connector_bot_chat_attribute: { bot_id_list: ['b1'] } } } },
+    { grant_type: GRANT, scope: { attribute_constraint: { connector_bot_chat_attribute: null } } },
     { grant_type: GRANT, scope: { account_permission: null, attribute_constraint: null, workspace_permission: { workspace_id_list: ['1'], permission_list: ['x'] } } }
   ]
   for (const body of sdkBodies) {
@@ -78,7 +80,10 @@ t.test('refuses what Coze refuses, in Coze\'s error shape', async (t) => {
     ['not JSON', { rawBody: '{' }, 400, 'invalid_request', /invalid request: body/],
     ['a JSON array', { rawBody: '[]' }, 400, 'invalid_request', /invalid request: body/],
     ['wrong grant type', { body: { grant_type: 'client_credentials' } }, 400, 'unsupported_grant_type', /not supported grant type: client_credentials/],
-    ['no Authorization', { authorization: '' }, 401, 'invalid_client', /invalid jwt: missing or malformed/],
+    ['no grant type', { body: { duration_seconds: 900 } }, 400, 'unsupported_grant_type', /^not supported grant type: $/],
+    ['no body at all', { noBody: true }, 400, 'invalid_request', /invalid request: body/],
+    ['empty Authorization', { authorization: '' }, 401, 'invalid_client', /invalid jwt: missing or malformed/],
+    ['no Authorization', { authorization: null }, 401, 'invalid_client', /invalid jwt: missing or malformed/],
     ['Basic auth', { authorization: 'Basic abc' }, 401, 'invalid_client', /malformed/],
     ['not a JWT', { authorization: 'Bearer a.b.c' }, 401, 'invalid_client', /not a JWT/],
     ['alg PS256', { header: { alg: 'PS256' } }, 401, 'invalid_client', /alg must be RS256/],
@@ -86,6 +91,7 @@ t.test('refuses what Coze refuses, in Coze\'s error shape', async (t) => {
     ['no kid', { header: { kid: undefined } }, 401, 'invalid_client', /kid is missing/],
     ['unknown kid', { header: { kid: 'nope' } }, 401, 'invalid_client', /^invalid jwt: kid not been registred$/],
     ['unknown app', { claims: { iss: '999' } }, 401, 'invalid_client', /kid not been registred/],
+    ['iss not a string', { claims: { iss: 1127900106117 as unknown as string } }, 401, 'invalid_client', /kid not been registred/],
     ['wrong key', { key: keys.otherPrivateKey }, 401, 'invalid_client', /signature/],
     ['wrong aud', { claims: { aud: 'api.coze.cn' } }, 401, 'invalid_client', /aud must be/],
     ['aud as a list', { claims: { aud: [new URL(emulator.url).host] } }, 401, 'invalid_client', /aud must be/],
@@ -97,11 +103,15 @@ t.test('refuses what Coze refuses, in Coze\'s error shape', async (t) => {
     ['no jti', { claims: { jti: '' } }, 401, 'invalid_client', /jti is missing/],
     ['session_name not a string', { claims: { session_name: 7 } }, 400, 'invalid_request', /session_name/],
     ['session_context without ids', { claims: { session_context: { device_info: {} } } }, 400, 'invalid_request', /session_context/],
+    ['session_context a string', { claims: { session_context: 'device' } }, 400, 'invalid_request', /session_context/],
+    ['session_context with an empty id', { claims: { session_context: { device_info: { device_id: '' } } } }, 400, 'invalid_request', /session_context/],
     ['duration 0', { body: { grant_type: GRANT, duration_seconds: 0 } }, 400, 'invalid_request', /duration_seconds/],
     ['duration 86400', { body: { grant_type: GRANT, duration_seconds: 86400 } }, 400, 'invalid_request', /duration_seconds/],
     ['duration as text', { body: { grant_type: GRANT, duration_seconds: '900' } }, 400, 'invalid_request', /duration_seconds/],
     ['scope a string', { body: { grant_type: GRANT, scope: 'all' } }, 400, 'invalid_request', /scope/],
     ['scope with bad permissions', { body: { grant_type: GRANT, scope: { account_permission: { permission_list: [1] } } } }, 400, 'invalid_request', /scope/],
+    ['scope with a list as constraint', { body: { grant_type: GRANT, scope: { attribute_constraint: [] } } }, 400, 'invalid_request', /scope/],
+    ['scope with bot ids not a list', { body: { grant_type: GRANT, scope: { attribute_constraint: { connector_bot_chat_attribute: { bot_id_list: 'b1' } } } } }, 400, 'invalid_request', /scope/],
     ['unauthorized account', { path: '/api/permission/oauth2/account/1/token' }, 403, 'access_deny', /account 1 has not authorized/],
     ['account mismatch in the body', { path: `/api/permission/oauth2/account/${ACCOUNT_ID}/token`, body: { grant_type: GRANT, account_id: 2 } }, 400, 'invalid_request', /account_id/],
     ['enterprise route, normal app', { path: `/api/permission/oauth2/enterprise_id/${ENTERPRISE_ID}/token` }, 403, 'access_deny', /invalid app type/],
@@ -179,6 +189,24 @@ t.test('protected routes: a valid token works, a revoked, expired or disabled on
   await none.body.dump()
 })
 
+t.test('knobs: token_type on success, a shared state, a typ-less JWT tolerated', async (t) => {
+  const state = new EmulatorState({ knobs: { tokenType: true, requireTyp: false } })
+  const app = Fastify()
+  await app.register(cozeEmulator, { state, control: false })
+  const url = await app.listen({ host: '127.0.0.1', port: 0 })
+  t.teardown(() => app.close())
+  state.registerApp({ appId: APP_ID, audience: new URL(url).host, keys: [{ publicKey: keys.publicKey }] })
+  const emulator = { url, state, app }
+  t.equal(app.cozeEmulator, state)
+  const answer = await post(emulator, { header: { typ: undefined } })
+  t.match(answer, { status: 200, json: { token_type: 'Bearer', access_token: /^czs_/ } })
+  const me = await request(`${url}/v1/users/me`, { headers: { authorization: `Bearer ${answer.json.access_token as string}` } })
+  t.match(await me.body.json(), { data: { user_name: 'service', nick_name: 'Service account' } }, 'no session name')
+  const control = await request(`${url}/_emulator/state`)
+  t.equal(control.statusCode, 404, 'control routes off')
+  await control.body.dump()
+})
+
 t.test('faults, injected in-process', async (t) => {
   const emulator = await startEmulator(t)
   const { state } = emulator
@@ -234,10 +262,15 @@ t.test('control routes over HTTP (no JWT or token is ever shown)', async (t) => 
   t.match(await post(emulator), { status: 503, headers: { 'retry-after': '2' } })
   t.equal((await post(emulator)).status, 503)
   t.equal((await post(emulator)).status, 200, 'two times, then normal')
-  for (const body of [{ kind: 'delay', ms: 1 }, { kind: 'html', status: 502 }, { kind: 'status', error_code: 'x' }, { kind: 'drop', times: 0 }]) {
+  const queued = [{ kind: 'delay' }, { kind: 'html' }, { kind: 'delay', ms: 1 }, { kind: 'html', status: 502 }, { kind: 'status', error_code: 'x' }, { kind: 'drop', times: 0 }]
+  for (const body of queued) {
     const response = await request(`${emulator.url}/_emulator/faults`, { method: 'POST', headers: json, body: JSON.stringify(body) })
     t.equal(response.statusCode, 204, JSON.stringify(body))
   }
+  const started = Date.now()
+  t.equal((await post(emulator)).status, 200, 'a delay of 1 s by default, then a normal answer')
+  t.ok(Date.now() - started >= 950)
+  await t.rejects(post(emulator), SyntaxError, 'an HTML page (200 by default)')
   const bad = await request(`${emulator.url}/_emulator/faults`, { method: 'POST', headers: json, body: JSON.stringify({ kind: 'meteor' }) })
   t.equal(bad.statusCode, 400)
   await bad.body.dump()
