@@ -118,7 +118,7 @@ function spawnServer (env: Record<string, string | undefined>, cwd: string) {
   const exited = new Promise<{ code: number | null, stdout: string, stderr: string }>((resolve) =>
     child.on('exit', (code) => resolve({ code, stdout, stderr })))
   const timer = setTimeout(() => child.kill('SIGKILL'), 30_000)
-  void exited.then(() => clearTimeout(timer))
+  exited.then(() => clearTimeout(timer), () => {})
   const listening = async (): Promise<string> => {
     await until(() => /Server listening at/.test(stdout) || child.exitCode !== null, 'the listen line', 20_000)
     const match = /Server listening at (http:\/\/[\d.:]+)/.exec(stdout)

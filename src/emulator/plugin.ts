@@ -91,7 +91,10 @@ export const cozeEmulator = fp(async function cozeEmulator (app: FastifyInstance
       if ('refusal' in result) {
         const { partial, refusal } = result
         state.record({
-          at: now(), path, status: refusal.status, errorCode: refusal.code,
+          at: now(),
+          path,
+          status: refusal.status,
+          errorCode: refusal.code,
           ...(partial.app === undefined ? {} : { appId: partial.app.appId }),
           ...(partial.kid === undefined ? {} : { kid: partial.kid }),
           ...(jwt === undefined ? {} : { jwt }),
@@ -113,9 +116,15 @@ export const cozeEmulator = fp(async function cozeEmulator (app: FastifyInstance
         ...(params.enterpriseId === undefined ? {} : { enterpriseId: params.enterpriseId })
       })
       state.record({
-        at: now(), path, status: 200, appId: accepted.app.appId, kid: accepted.kid,
+        at: now(),
+        path,
+        status: 200,
+        appId: accepted.app.appId,
+        kid: accepted.kid,
         jwt: jwt as string, // accepted, so it was there
-        header: accepted.header, claims: accepted.claims, body: accepted.body
+        header: accepted.header,
+        claims: accepted.claims,
+        body: accepted.body
       })
       // expires_in is an absolute Unix time at Coze, not a duration (reference §5).
       return reply.send({ access_token: token, expires_in: expiresAt, ...(state.knobs.tokenType ? { token_type: 'Bearer' } : {}) })

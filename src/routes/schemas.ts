@@ -49,24 +49,31 @@ const scopeSchema = {
   minProperties: 1,
   properties: {
     account_permission: {
-      type: 'object', additionalProperties: false, required: ['permission_list'],
+      type: 'object',
+      additionalProperties: false,
+      required: ['permission_list'],
       properties: { permission_list: textList }
     },
     attribute_constraint: {
-      type: 'object', additionalProperties: false,
+      type: 'object',
+      additionalProperties: false,
       properties: {
         connector_bot_chat_attribute: {
-          type: 'object', additionalProperties: false, required: ['bot_id_list'],
+          type: 'object',
+          additionalProperties: false,
+          required: ['bot_id_list'],
           properties: { bot_id_list: textList }
         }
       }
     },
     workspace_permission: {
-      type: 'object', additionalProperties: false,
+      type: 'object',
+      additionalProperties: false,
       properties: { workspace_id_list: textList, permission_list: textList }
     },
     workflow_permission: {
-      type: 'object', additionalProperties: false,
+      type: 'object',
+      additionalProperties: false,
       properties: { workflow_id_list: textList, permission_list: textList }
     }
   }

@@ -270,7 +270,11 @@ export class TokenCache {
       const issued = await this.#mint(entry.request)
       const held = this.#hold(issued, entry.request.ttl, sentAt)
       this.#onExchange({
-        variant, attempt, reason, durationMs: this.#clock.monotonic() - sentAt, outcome: 'ok',
+        variant,
+        attempt,
+        reason,
+        durationMs: this.#clock.monotonic() - sentAt,
+        outcome: 'ok',
         ...(issued.logid === undefined ? {} : { logid: issued.logid }),
         ...(issued.serverDate === undefined ? {} : { skewMs: this.skewMs })
       })
@@ -283,7 +287,12 @@ export class TokenCache {
         throw error
       }
       this.#onExchange({
-        variant, attempt, reason, durationMs, outcome: error.kind, error,
+        variant,
+        attempt,
+        reason,
+        durationMs,
+        outcome: error.kind,
+        error,
         ...(error.logid === undefined ? {} : { logid: error.logid })
       })
       flight.failedAttempts = attempt

@@ -24,7 +24,9 @@ t.test('/readyz: ready when a token for the default request can be had, and says
   const refused = await other.inject('/readyz')
   t.equal(refused.statusCode, 503)
   t.match(refused.json(), {
-    statusCode: 503, code: 'NOT_READY', error: 'Service Unavailable',
+    statusCode: 503,
+    code: 'NOT_READY',
+    error: 'Service Unavailable',
     message: /^not ready: no token for the default request: Coze denied access: app: test app is currently deactivated/,
     coze: { error_code: 'access_deny', logid: String }
   })

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { jwtVerify, decodeProtectedHeader } from 'jose'
+import { jwtVerify } from 'jose'
 import { request } from 'undici'
 import { keys } from '../fixtures/keys.js'
 import {
@@ -228,7 +228,9 @@ t.test('Coze refusing: 502 with Coze\'s code, message and logid', async (t) => {
     t.equal(response.statusCode, 502, row.name)
     t.equal(response.headers['cache-control'], 'no-store')
     t.match(response.json(), {
-      statusCode: 502, code: row.code, error: 'Bad Gateway',
+      statusCode: 502,
+      code: row.code,
+      error: 'Bad Gateway',
       coze: { error_code: row.cozeCode, error_message: String, logid: /^\d{14}[0-9A-F]{20}$/ }
     }, row.name)
   }
@@ -244,7 +246,8 @@ t.test('a key Coze does not know: 502 COZE_INVALID_CLIENT, exactly one attempt',
   const { app, logs } = await startSidecar(t, emulator, { COZE_KEY_ID: 'not-the-registered-kid' })
   const response = await app.inject('/token')
   t.match(response.json(), {
-    statusCode: 502, code: 'COZE_INVALID_CLIENT',
+    statusCode: 502,
+    code: 'COZE_INVALID_CLIENT',
     message: /kid not been registred/,
     coze: { error_code: 'invalid_client', error_message: 'invalid jwt: kid not been registred' }
   })
