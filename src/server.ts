@@ -5,20 +5,10 @@
  * Exit codes: 0 after a clean shutdown; 78 (EX_CONFIG) for a bad setting, a port in use or an
  * address that is not this machine's; 1 when in-flight requests outlast the shutdown grace.
  */
-import { realpathSync } from 'node:fs'
-import { fileURLToPath } from 'node:url'
 import type { FastifyInstance } from 'fastify'
 import { buildApp } from './app.js'
+import { isEntryPoint, type ProcessLike } from './entry-point.js'
 import { ConfigError } from './errors.js'
-
-/** The part of `process` the service uses, so that tests can hand in their own. */
-export interface ProcessLike {
-  env: Record<string, string | undefined>
-  cwd: () => string
-  stderr: { write: (text: string) => unknown }
-  exit: (code: number) => void
-  on: (signal: 'SIGTERM' | 'SIGINT', listener: () => void) => unknown
-}
 
 /** Starts the service. Returns the app once it listens, or undefined after a start-up failure. */
 export async function main (proc: ProcessLike): Promise<FastifyInstance | undefined> {
@@ -66,16 +56,6 @@ export async function main (proc: ProcessLike): Promise<FastifyInstance | undefi
   }
   for (const signal of ['SIGTERM', 'SIGINT'] as const) proc.on(signal, () => stop(signal))
   return app
-}
-
-/** True when this file is what `node` was asked to run (not when a test imports it). */
-export function isEntryPoint (moduleUrl: string, argv1: string | undefined): boolean {
-  if (argv1 === undefined) return false
-  try {
-    return realpathSync(argv1) === realpathSync(fileURLToPath(moduleUrl))
-  } catch {
-    return false
-  }
 }
 
 /* c8 ignore next - true only under `node dist/server.js`; test/server.test.ts runs that as a process */

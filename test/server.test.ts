@@ -1,29 +1,12 @@
-import { spawn } from 'node:child_process'
 import { createServer } from 'node:net'
-import t, { type Test } from 'tap'
+import t from 'tap'
 import { request } from 'undici'
-import { isEntryPoint, main, type ProcessLike } from '../src/server.js'
+import { isEntryPoint } from '../src/entry-point.js'
+import { main } from '../src/server.js'
 import { sidecarEnv, startEmulator, tempDir } from './fixtures/harness.js'
 import { keys, pemBody } from './fixtures/keys.js'
 import { until } from './fixtures/flush.js'
-
-/** A stand-in for `process`: what main() writes and exits with, and its signal handlers. */
-function fakeProcess (t: Test, env: Record<string, string | undefined>) {
-  const handlers = new Map<string, () => void>()
-  const fake = {
-    stderr: '',
-    exits: [] as number[],
-    signal: (name: 'SIGTERM' | 'SIGINT') => handlers.get(name)?.()
-  }
-  const proc: ProcessLike = {
-    env,
-    cwd: () => tempDir(t),
-    stderr: { write: (text: string) => { fake.stderr += text } },
-    exit: (code) => { fake.exits.push(code) },
-    on: (signal, listener) => handlers.set(signal, listener)
-  }
-  return { proc, fake }
-}
+import { fakeProcess, spawnEntry } from './fixtures/process.js'
 
 t.test('a bad setting: exit 78 and one line naming it, before listening', async (t) => {
   const { proc, fake } = fakeProcess(t, { COZE_KEY_ID: 'k', COZE_PRIVATE_KEY: keys.pkcs8 })
@@ -99,45 +82,18 @@ t.test('entry-point detection', async (t) => {
   t.equal(isEntryPoint(self.href, undefined), false)
 })
 
-/**
- * The real thing, as a separate process with real signals. Run without tap's coverage hooks:
- * merging a child's V8 coverage corrupts the branch counts of the whole report.
- */
-function spawnServer (env: Record<string, string | undefined>, cwd: string) {
-  const clean = Object.fromEntries(Object.entries(process.env).filter(([name]) =>
-    !/^(COZE_|SIDECAR_|HOST$|PORT$|LOG_LEVEL$|NODE_OPTIONS$|NODE_V8_COVERAGE$)/.test(name)))
-  const loader = process.execArgv.filter((arg) => arg.includes('@tapjs/typescript'))
-  const child = spawn(process.execPath, [...loader, new URL('../src/server.ts', import.meta.url).pathname], {
-    // tap wraps spawn to follow children; this tells the child not to record coverage.
-    cwd, env: { ...clean, ...env, _TAPJS_PROCESSINFO_COVERAGE_: '0' }, stdio: ['ignore', 'pipe', 'pipe']
-  })
-  let stdout = ''
-  let stderr = ''
-  child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString() })
-  child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
-  const exited = new Promise<{ code: number | null, stdout: string, stderr: string }>((resolve) =>
-    child.on('exit', (code) => resolve({ code, stdout, stderr })))
-  const timer = setTimeout(() => child.kill('SIGKILL'), 30_000)
-  exited.then(() => clearTimeout(timer), () => {})
-  const listening = async (): Promise<string> => {
-    await until(() => /Server listening at/.test(stdout) || child.exitCode !== null, 'the listen line', 20_000)
-    const match = /Server listening at (http:\/\/[\d.:]+)/.exec(stdout)
-    if (match?.[1] === undefined) throw new Error(`no listener: ${stderr}`)
-    return match[1]
-  }
-  return { child, exited, listening }
-}
+const SERVER = new URL('../src/server.ts', import.meta.url)
 
 t.test('as a process: a bad setting exits 78 with the line on stderr', async (t) => {
-  const run = await spawnServer({ COZE_APP_ID: '1', COZE_KEY_ID: 'k', COZE_PRIVATE_KEY: keys.spki }, tempDir(t)).exited
+  const run = await spawnEntry(SERVER, [], { COZE_APP_ID: '1', COZE_KEY_ID: 'k', COZE_PRIVATE_KEY: keys.spki }, tempDir(t)).exited
   t.equal(run.code, 78)
   t.match(run.stderr, /^coze-token-sidecar: COZE_PRIVATE_KEY: the key is a public key/)
 })
 
 t.test('as a process: serves, and a real SIGTERM exits 0', async (t) => {
   const emulator = await startEmulator(t)
-  const { child, exited, listening } = spawnServer(sidecarEnv(emulator, { PORT: '0' }), tempDir(t))
-  const address = await listening()
+  const { child, exited, output } = spawnEntry(SERVER, [], sidecarEnv(emulator, { PORT: '0' }), tempDir(t))
+  const [, address] = await output(/Server listening at (http:\/\/[\d.:]+)/)
   const token = await request(`${address}/token?format=text`)
   t.equal(token.statusCode, 200)
   t.match(await token.body.text(), /^czs_/)
