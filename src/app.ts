@@ -17,13 +17,18 @@ import { Ajv } from 'ajv'
 import type { DestinationStream } from 'pino'
 import { Agent, type Dispatcher } from 'undici'
 import { systemClock, type Clock } from './clock.js'
-import { configPlugin, type Env } from './config.js'
+import { CallerSecret } from './access/caller-secret.js'
+import { checkAccess, type AccessPolicy } from './access/rules.js'
+import { configPlugin, loadConfig, type Env } from './config.js'
 import { CozeTokenClient } from './coze/client.js'
+import type { JwtSigner } from './coze/jwt.js'
+import { FileWatch } from './file-watch.js'
 import { errors, details, isSidecarError, type SidecarError } from './errors.js'
 import { healthRoutes } from './routes/health.js'
 import { PATTERN_HINTS } from './routes/schemas.js'
 import { tokenRoutes } from './routes/token.js'
 import { TokenCache, type ExchangeReport } from './token/cache.js'
+import { TokenBucket } from './token/rate.js'
 
 export const VERSION = '0.1.0'
 
@@ -45,6 +50,9 @@ export interface AppOptions {
 declare module 'fastify' {
   interface FastifyInstance {
     tokens: TokenCache
+    access: AccessPolicy
+    /** Re-reads the key and config files; false (and the old key kept) when the new ones are bad. */
+    reloadKey: () => Promise<boolean>
   }
 }
 
@@ -103,7 +111,7 @@ export function buildApp (options: AppOptions): FastifyInstance {
 
   app.register(fastifyAccepts)
   app.register(configPlugin, { env: options.env, cwd: options.cwd, readFile: options.readFile })
-  app.register(fp(async function tokens (instance: FastifyInstance) {
+  app.register(fp(async function services (instance: FastifyInstance) {
     const config = instance.config
     instance.log.level = config.logLevel
     for (const warning of config.warnings) instance.log.warn(warning)
@@ -113,9 +121,12 @@ export function buildApp (options: AppOptions): FastifyInstance {
       bodyTimeout: config.httpTimeoutMs,
       keepAliveTimeout: 30_000
     })
+    // The key can be swapped at run time (SIGHUP, or its file changing); tokens already minted
+    // stay valid until they expire.
+    let signer: JwtSigner = { appId: config.appId, keyId: config.keyId, privateKey: config.privateKey, audience: config.audience }
     const client = new CozeTokenClient({
       clock,
-      signer: () => ({ appId: config.appId, keyId: config.keyId, privateKey: config.privateKey, audience: config.audience }),
+      signer: () => signer,
       http: {
         baseUrl: config.apiBase,
         dispatcher,
@@ -129,17 +140,64 @@ export function buildApp (options: AppOptions): FastifyInstance {
       clock,
       max: config.cacheMax,
       retry: config.retry,
+      rate: new TokenBucket({ ...config.exchangeRate, clock }),
       random: options.random,
       onExchange: (report) => logExchange(instance, report)
     })
     instance.decorate('tokens', cache)
+
+    const secret = config.access.secret === undefined ? undefined : new CallerSecret(config.access.secret.value, config.access.secret.file)
+    instance.decorate('access', {
+      ...(secret === undefined ? {} : { secret }),
+      listenHost: config.host,
+      allowedHosts: new Set(config.access.allowedHosts),
+      ...(config.access.requiredHeader === undefined ? {} : { requiredHeader: config.access.requiredHeader }),
+      rejectForwarded: config.access.rejectForwarded
+    })
+
+    const reloadKey = async (): Promise<boolean> => {
+      try {
+        const next = await loadConfig({ env: options.env, cwd: options.cwd, readFile: options.readFile })
+        if (next.appId !== signer.appId) {
+          // Another app: its tokens are not this one's.
+          cache.clear()
+        }
+        signer = { appId: next.appId, keyId: next.keyId, privateKey: next.privateKey, audience: signer.audience }
+        for (const warning of next.warnings) instance.log.warn(warning)
+        instance.log.info({ app_id: next.appId, key_id: next.keyId }, 'key reloaded')
+        return true
+      } catch (error) {
+        // A ConfigError: one line, never the key.
+        instance.log.error({ reason: (error as Error).message }, 'key reload failed; the current key stays in service')
+        return false
+      }
+    }
+    instance.decorate('reloadKey', reloadKey)
+
+    const keyFiles = [config.privateKeyFile, config.oauthConfigFile].filter((file) => file !== undefined)
+    const watch = new FileWatch({
+      files: [...keyFiles, ...(secret?.file === undefined ? [] : [secret.file])],
+      clock,
+      onChange: (file) => {
+        if (file === secret?.file) {
+          secret.reload(options.readFile).then(
+            () => instance.log.info({ file }, 'caller secret reloaded'),
+            (error: Error) => instance.log.error({ reason: error.message }, 'caller secret reload failed; the current secret stays in service'))
+        } else {
+          reloadKey().catch(/* c8 ignore next - reloadKey catches */ () => {})
+        }
+      }
+    })
+    await watch.start()
+
     instance.addHook('onClose', async () => {
+      watch.stop()
       cache.close()
       // By now every caller has had its answer (Fastify waited for in-flight requests); what is
       // still talking to Coze is background work, so it is cut rather than waited for.
       if (options.dispatcher === undefined) await dispatcher.destroy()
     })
-  }, { name: 'tokens', dependencies: ['config'] }))
+  }, { name: 'services', dependencies: ['config'] }))
 
   // While closing, answers say `Connection: close`, so that a keep-alive client whose request was
   // in flight lets go of its connection; otherwise close waits for the keep-alive timeout.
@@ -156,7 +214,11 @@ export function buildApp (options: AppOptions): FastifyInstance {
   app.setNotFoundHandler(async (request) => {
     throw new errors.NotFound(request.method, request.url.split('?')[0])
   })
-  app.register(tokenRoutes)
+  // Tokens (and the page) only for the callers that should have them; probes stay open.
+  app.register(async function guarded (scope) {
+    scope.addHook('onRequest', (request, _reply, done) => done(checkAccess(request.headers, scope.access)))
+    await scope.register(tokenRoutes)
+  })
   app.register(healthRoutes)
   return app
 }
@@ -251,6 +313,7 @@ function errorHandler (error: FastifyError, request: FastifyRequest, reply: Fast
     known = new errors.Internal() as SidecarError
   }
   if (known.retryAfter !== undefined) reply.header('retry-after', String(known.retryAfter))
+  if (known.statusCode === 401) reply.header('www-authenticate', 'Bearer realm="coze-token-sidecar"')
   return reply.code(known.statusCode).send({
     statusCode: known.statusCode,
     code: known.code,

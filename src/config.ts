@@ -8,15 +8,18 @@
  *
  * Every bad setting becomes a {@link ConfigError}: one line naming the setting and the fix.
  */
-import { readFile as fsReadFile } from 'node:fs/promises'
+import { readFile as fsReadFile, stat } from 'node:fs/promises'
 import { resolve } from 'node:path'
 import type { KeyObject } from 'node:crypto'
 import type { FastifyInstance } from 'fastify'
 import fastifyEnv from '@fastify/env'
+import envSchema from 'env-schema'
 import fp from 'fastify-plugin'
 import { keyFingerprint, parsePrivateKey, type PrivateKeyError } from './coze/key.js'
 import type { TokenRequest } from './coze/variants.js'
 import { ConfigError } from './errors.js'
+import { readSecretFile, type CallerSecretError } from './access/caller-secret.js'
+import { hostName, isLoopback } from './access/rules.js'
 import type { RetryPolicy } from './token/policy.js'
 
 export type Env = Record<string, string | undefined>
@@ -49,7 +52,16 @@ export const settingsSchema = {
     SIDECAR_CACHE_MAX: { type: 'integer', minimum: 1, maximum: 1_000_000, default: 10_000 },
     SIDECAR_RETRY_ATTEMPTS: { type: 'integer', minimum: 1, maximum: 10, default: 4 },
     SIDECAR_RETRY_BUDGET: { type: 'number', minimum: 0, maximum: 600, default: 30 },
-    SIDECAR_SHUTDOWN_GRACE: { type: 'number', minimum: 0, maximum: 300, default: 10 }
+    SIDECAR_SHUTDOWN_GRACE: { type: 'number', minimum: 0, maximum: 300, default: 10 },
+    SIDECAR_AUTH_TOKEN: { type: 'string', minLength: 16, maxLength: 4096, pattern: '^[\\x21-\\x7E]+$' },
+    SIDECAR_AUTH_TOKEN_FILE: { type: 'string', minLength: 1 },
+    SIDECAR_ALLOW_UNAUTHENTICATED: { type: 'boolean', default: false },
+    SIDECAR_ALLOWED_HOSTS: { type: 'string', pattern: '^[A-Za-z0-9.:\\[\\]*, -]*$', maxLength: 4096 },
+    SIDECAR_REQUIRE_HEADER: { type: 'string', pattern: '^[!#$%&\'*+.^_`|~0-9A-Za-z-]+: *[\\x21-\\x7E][\\x20-\\x7E]*$', maxLength: 1024 },
+    SIDECAR_REJECT_FORWARDED: { type: 'boolean', default: false },
+    SIDECAR_EXCHANGE_RATE: { type: 'number', exclusiveMinimum: 0, maximum: 100_000, default: 10 },
+    SIDECAR_EXCHANGE_BURST: { type: 'integer', minimum: 1, maximum: 1_000_000, default: 50 },
+    SIDECAR_DEMO: { type: 'boolean', default: false }
   }
 } as const
 
@@ -74,6 +86,15 @@ export interface Settings {
   SIDECAR_RETRY_ATTEMPTS: number
   SIDECAR_RETRY_BUDGET: number
   SIDECAR_SHUTDOWN_GRACE: number
+  SIDECAR_AUTH_TOKEN?: string
+  SIDECAR_AUTH_TOKEN_FILE?: string
+  SIDECAR_ALLOW_UNAUTHENTICATED: boolean
+  SIDECAR_ALLOWED_HOSTS?: string
+  SIDECAR_REQUIRE_HEADER?: string
+  SIDECAR_REJECT_FORWARDED: boolean
+  SIDECAR_EXCHANGE_RATE: number
+  SIDECAR_EXCHANGE_BURST: number
+  SIDECAR_DEMO: boolean
 }
 
 type Setting = keyof typeof settingsSchema.properties
@@ -98,7 +119,16 @@ const FIXES: Record<Setting, string> = {
   SIDECAR_CACHE_MAX: 'set it to a whole number from 1 to 1000000',
   SIDECAR_RETRY_ATTEMPTS: 'set it to a whole number from 1 to 10',
   SIDECAR_RETRY_BUDGET: 'set it to a number of seconds from 0 to 600',
-  SIDECAR_SHUTDOWN_GRACE: 'set it to a number of seconds from 0 to 300'
+  SIDECAR_SHUTDOWN_GRACE: 'set it to a number of seconds from 0 to 300',
+  SIDECAR_AUTH_TOKEN: 'set it to a secret of 16 to 4096 printable characters without spaces, for example `openssl rand -hex 32`',
+  SIDECAR_AUTH_TOKEN_FILE: 'set it to the path of a file holding the caller secret',
+  SIDECAR_ALLOW_UNAUTHENTICATED: 'set it to true or false',
+  SIDECAR_ALLOWED_HOSTS: 'set it to a comma-separated list of host names, for example sidecar.internal,my-pod',
+  SIDECAR_REQUIRE_HEADER: 'set it to a header and its value, for example "Metadata-Flavor: Coze"',
+  SIDECAR_REJECT_FORWARDED: 'set it to true or false',
+  SIDECAR_EXCHANGE_RATE: 'set it to the new exchanges allowed per second, above 0',
+  SIDECAR_EXCHANGE_BURST: 'set it to a whole number of exchanges from 1 to 1000000',
+  SIDECAR_DEMO: 'set it to true to run against a built-in Coze emulator, or leave it unset'
 }
 
 /** Everything the service needs, resolved and checked. */
@@ -122,6 +152,19 @@ export interface Config {
   retry: RetryPolicy
   /** After SIGTERM, how long in-flight requests may take before the process exits anyway. */
   shutdownGraceMs: number
+  /** Who may take tokens (issue: hand tokens only to the callers that should have them). */
+  access: {
+    /** The caller secret, inline or from a file that can rotate. */
+    secret?: { value: string, file?: string }
+    allowUnauthenticated: boolean
+    allowedHosts: string[]
+    requiredHeader?: { name: string, value: string }
+    rejectForwarded: boolean
+  }
+  /** New exchanges per second and burst (`SIDECAR_EXCHANGE_RATE`, `SIDECAR_EXCHANGE_BURST`). */
+  exchangeRate: { perSecond: number, burst: number }
+  /** Demo mode: tokens from a built-in emulator, not from Coze. */
+  demo: boolean
   /** The coze_oauth_config.json read, if any. */
   oauthConfigFile?: string
   /** Things worth a warning at start, never a failure. */
@@ -264,6 +307,9 @@ export async function resolveConfig (settings: Settings, sources: ConfigSources,
       'the derivation is not documented by Coze, but if Coze answers "kid not been registred", check that the key id belongs to this key')
   }
 
+  await warnIfExposed(privateKeyFile ?? (keySetting === 'COZE_OAUTH_CONFIG' ? oauthConfigFile : undefined), keySetting, warnings)
+  const access = await resolveAccess(settings, read, warnings)
+
   const base = parseBase(settings.COZE_API_BASE)
   if (settings.COZE_ACCOUNT_ID !== undefined && settings.COZE_ENTERPRISE_ID !== undefined) {
     throw new ConfigError('COZE_ENTERPRISE_ID', 'is set together with COZE_ACCOUNT_ID; a token is either cross-account or enterprise, set only one')
@@ -289,8 +335,52 @@ export async function resolveConfig (settings: Settings, sources: ConfigSources,
     cacheMax: settings.SIDECAR_CACHE_MAX,
     retry: { maxAttempts: settings.SIDECAR_RETRY_ATTEMPTS, budgetMs: Math.round(settings.SIDECAR_RETRY_BUDGET * 1000) },
     shutdownGraceMs: Math.round(settings.SIDECAR_SHUTDOWN_GRACE * 1000),
+    access,
+    exchangeRate: { perSecond: settings.SIDECAR_EXCHANGE_RATE, burst: settings.SIDECAR_EXCHANGE_BURST },
+    demo: settings.SIDECAR_DEMO,
     ...(oauthConfigFile === undefined ? {} : { oauthConfigFile }),
     warnings
+  }
+}
+
+/** A key readable by others is a key others have: worth a warning at every start. */
+async function warnIfExposed (file: string | undefined, setting: string, warnings: string[]): Promise<void> {
+  if (file === undefined) return
+  const mode = await stat(file).then((info) => info.mode & 0o777, () => 0)
+  if ((mode & 0o077) !== 0) {
+    warnings.push(`${setting}: ${file} holds the private key and is readable by group or others (mode ${mode.toString(8).padStart(4, '0')}); \`chmod 600\` it`)
+  }
+}
+
+async function resolveAccess (settings: Settings, read: (path: string) => Promise<string>, warnings: string[]): Promise<Config['access']> {
+  if (settings.SIDECAR_AUTH_TOKEN !== undefined && settings.SIDECAR_AUTH_TOKEN_FILE !== undefined) {
+    throw new ConfigError('SIDECAR_AUTH_TOKEN', 'is set together with SIDECAR_AUTH_TOKEN_FILE; set only one of them')
+  }
+  let secret: Config['access']['secret']
+  if (settings.SIDECAR_AUTH_TOKEN !== undefined) secret = { value: settings.SIDECAR_AUTH_TOKEN }
+  if (settings.SIDECAR_AUTH_TOKEN_FILE !== undefined) {
+    try {
+      secret = { value: await readSecretFile(settings.SIDECAR_AUTH_TOKEN_FILE, read), file: settings.SIDECAR_AUTH_TOKEN_FILE }
+    } catch (error) {
+      throw new ConfigError('SIDECAR_AUTH_TOKEN_FILE', (error as CallerSecretError).message)
+    }
+  }
+  if (!isLoopback(hostName(settings.HOST)) && secret === undefined) {
+    if (!settings.SIDECAR_ALLOW_UNAUTHENTICATED) {
+      throw new ConfigError('HOST', `${settings.HOST} is not a loopback address, so anyone who can reach it could take tokens; ` +
+        'set SIDECAR_AUTH_TOKEN (or SIDECAR_AUTH_TOKEN_FILE) to a secret callers send as "Authorization: Bearer <secret>", ' +
+        'or set SIDECAR_ALLOW_UNAUTHENTICATED=true to accept that risk')
+    }
+    warnings.push(`SIDECAR_ALLOW_UNAUTHENTICATED=true: anyone who can reach ${settings.HOST}:${settings.PORT} can take tokens for this Coze app`)
+  }
+  const header = settings.SIDECAR_REQUIRE_HEADER
+  const colon = header?.indexOf(':') ?? -1
+  return {
+    ...(secret === undefined ? {} : { secret }),
+    allowUnauthenticated: settings.SIDECAR_ALLOW_UNAUTHENTICATED,
+    allowedHosts: (settings.SIDECAR_ALLOWED_HOSTS ?? '').split(',').map((name) => hostName(name.trim())).filter((name) => name !== ''),
+    ...(header === undefined ? {} : { requiredHeader: { name: header.slice(0, colon).toLowerCase(), value: header.slice(colon + 1).trim() } }),
+    rejectForwarded: settings.SIDECAR_REJECT_FORWARDED
   }
 }
 
@@ -312,6 +402,21 @@ function parseBase (value: string): URL {
 
 function nonEmpty (value: string | undefined): string | undefined {
   return value === undefined || value.trim() === '' ? undefined : value
+}
+
+/**
+ * Loads everything again, outside Fastify: for a key rotation (SIGHUP, or the key or config file
+ * changing). The same schema, validated by env-schema, the engine inside @fastify/env.
+ */
+export async function loadConfig (sources: ConfigSources): Promise<Config> {
+  const fromFile = await readOAuthConfig(sources)
+  let settings: Settings
+  try {
+    settings = envSchema({ schema: structuredClone(settingsSchema) as object, data: mergeSources(sources.env, fromFile.settings), env: false }) as unknown as Settings
+  } catch (error) {
+    throw settingsError(error)
+  }
+  return await resolveConfig(settings, sources, fromFile.file)
 }
 
 declare module 'fastify' {

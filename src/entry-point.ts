@@ -12,7 +12,7 @@ export interface ProcessLike {
   stdout: { write: (text: string) => unknown }
   stderr: { write: (text: string) => unknown }
   exit: (code: number) => void
-  on: (signal: 'SIGTERM' | 'SIGINT', listener: () => void) => unknown
+  on: (signal: 'SIGTERM' | 'SIGINT' | 'SIGHUP', listener: () => void) => unknown
 }
 
 /** True when `moduleUrl` is the file `node` was asked to run (`process.argv[1]`), symlinks resolved. */

@@ -51,6 +51,18 @@ export const errors = {
   UpstreamUnreachable: createError('UPSTREAM_UNREACHABLE', 'Coze could not be reached: %s', 503),
   /** Coze did not answer in time, or the caller's deadline passed while waiting for it. */
   UpstreamTimeout: createError('UPSTREAM_TIMEOUT', '%s', 504),
+  /** The caller did not present the caller secret (`SIDECAR_AUTH_TOKEN`). Says nothing about the secret. */
+  Unauthorized: createError('UNAUTHORIZED', 'a valid Authorization: Bearer <caller secret> header is required', 401),
+  /** The `Host` header names a host this sidecar does not answer for: DNS rebinding. */
+  HostNotAllowed: createError('HOST_NOT_ALLOWED', 'Host %s is not allowed here (a defence against DNS rebinding); if it is yours, add it to SIDECAR_ALLOWED_HOSTS', 403),
+  /** A request from another site's page (`Sec-Fetch-Site: cross-site`, a foreign `Origin`). */
+  CrossSiteRequest: createError('CROSS_SITE_REQUEST', 'requests from other sites are refused', 403),
+  /** A request that came through a proxy, refused by `SIDECAR_REJECT_FORWARDED`. */
+  ForwardedRequest: createError('FORWARDED_REQUEST', 'requests forwarded by a proxy (X-Forwarded-For, Forwarded) are refused', 403),
+  /** The header required by `SIDECAR_REQUIRE_HEADER` is missing or wrong (an SSRF defence). */
+  MissingRequiredHeader: createError('MISSING_REQUIRED_HEADER', 'the header %s is required', 403),
+  /** Too many new exchanges (`SIDECAR_EXCHANGE_RATE`); cached tokens are still served. */
+  ExchangeRateLimited: createError('EXCHANGE_RATE_LIMITED', 'too many new tokens asked for; try again after Retry-After (cached tokens are still served)', 429),
   /** `/readyz`: no token can be had for the default request. */
   NotReady: createError('NOT_READY', 'not ready: %s', 503),
   /** No such route. */

@@ -2,6 +2,8 @@
  * The only file that touches `process`: reads the environment, listens, handles signals and
  * exit codes. Everything else is built by `buildApp`.
  *
+ * Signals: SIGTERM and SIGINT stop it gracefully; SIGHUP reloads the key.
+ *
  * Exit codes: 0 after a clean shutdown; 78 (EX_CONFIG) for a bad setting, a port in use or an
  * address that is not this machine's; 1 when in-flight requests outlast the shutdown grace.
  */
@@ -55,6 +57,8 @@ export async function main (proc: ProcessLike): Promise<FastifyInstance | undefi
     }, /* c8 ignore next */ () => proc.exit(1))
   }
   for (const signal of ['SIGTERM', 'SIGINT'] as const) proc.on(signal, () => stop(signal))
+  // SIGHUP: re-read the key (and coze_oauth_config.json) without a restart.
+  proc.on('SIGHUP', () => { app.reloadKey().catch(/* c8 ignore next - reloadKey catches */ () => {}) })
   return app
 }
 

@@ -69,7 +69,7 @@ t.test('a port in use: exit 78 naming PORT', async (t) => {
 
 t.test('an address that is not this machine\'s: exit 78 naming HOST', async (t) => {
   const emulator = await startEmulator(t)
-  const { proc, fake } = fakeProcess(t, sidecarEnv(emulator, { HOST: '192.0.2.1', PORT: '0', LOG_LEVEL: 'silent' }))
+  const { proc, fake } = fakeProcess(t, sidecarEnv(emulator, { HOST: '192.0.2.1', PORT: '0', LOG_LEVEL: 'silent', SIDECAR_AUTH_TOKEN: 'a-caller-secret-of-32-characters' }))
   t.equal(await main(proc), undefined)
   t.same(fake.exits, [78])
   t.match(fake.stderr, /^coze-token-sidecar: HOST: cannot listen on 192.0.2.1:0 \(EADDRNOTAVAIL\); set HOST to an address of this machine/)

@@ -19,6 +19,7 @@ import { ExchangeError, type IssuedToken } from '../coze/exchange.js'
 import { variantOf, type TokenRequest, type Variant } from '../coze/variants.js'
 import { fromExchangeError, errors, details, type SidecarError } from '../errors.js'
 import { coolDown, DEFAULT_RETRY, refreshAfter, retryDelay, serveMargin, staleFloor, type RetryPolicy } from './policy.js'
+import type { TokenBucket } from './rate.js'
 
 /** One exchange attempt, as reported to logs and metrics. Never holds the token or the JWT. */
 export interface ExchangeReport {
@@ -42,6 +43,11 @@ export interface TokenCacheOptions {
   /** Most distinct requests kept (least recently used go first). Default 10,000. */
   max?: number
   retry?: RetryPolicy
+  /**
+   * Limits new exchanges for callers (a miss). Background refreshes of tokens in use spend from
+   * it too but are never refused: starving them would turn a flood into an outage.
+   */
+  rate?: TokenBucket
   /** Injected for tests; `Math.random` otherwise. */
   random?: () => number
   onExchange?: (report: ExchangeReport) => void
@@ -68,6 +74,8 @@ export interface CacheStats {
   misses: number
   staleServed: number
   evictions: number
+  /** Callers refused by the exchange rate limit. */
+  rateLimited: number
 }
 
 interface Held {
@@ -111,13 +119,14 @@ interface Entry {
 }
 
 export class TokenCache {
-  readonly stats: CacheStats = { hits: 0, misses: 0, staleServed: 0, evictions: 0 }
+  readonly stats: CacheStats = { hits: 0, misses: 0, staleServed: 0, evictions: 0, rateLimited: 0 }
   /** Coze's clock minus ours, from the last answer with a `Date` header. */
   skewMs: number | undefined
   readonly #entries: LRUCache<string, Entry>
   readonly #mint: TokenCacheOptions['mint']
   readonly #clock: Clock
   readonly #retry: RetryPolicy
+  readonly #rate: TokenBucket | undefined
   readonly #random: () => number
   readonly #onExchange: (report: ExchangeReport) => void
   readonly #closing = new AbortController()
@@ -126,6 +135,7 @@ export class TokenCache {
     this.#mint = options.mint
     this.#clock = options.clock
     this.#retry = options.retry ?? DEFAULT_RETRY
+    this.#rate = options.rate
     this.#random = options.random ?? Math.random
     this.#onExchange = options.onExchange ?? (() => {})
     this.#entries = new LRUCache<string, Entry>({
@@ -171,8 +181,8 @@ export class TokenCache {
       throw failing
     }
     this.stats.misses++
-    const flight = entry.flight ?? this.#startFlight(entry, 'miss')
     try {
+      const flight = entry.flight ?? this.#startLimited(entry)
       const fresh = await this.#wait(entry, flight, deadlineMs)
       if (this.#clock.monotonic() < fresh.staleUntil) return served(fresh, false)
       throw details(new errors.UpstreamTimeout('the new token expired before it could be handed out'), { retryAfter: 1 })
@@ -202,6 +212,11 @@ export class TokenCache {
    */
   delete (request: TokenRequest): boolean {
     return this.#entries.delete(cacheKey(request))
+  }
+
+  /** Forgets every token (another app's key was loaded). Flights in progress finish for their callers. */
+  clear (): void {
+    this.#entries.clear()
   }
 
   /** Cancels every timer and retry. Idempotent. */
@@ -241,9 +256,20 @@ export class TokenCache {
     return served(held, true)
   }
 
+  /** A new exchange for a caller, if the rate limit allows one now. */
+  #startLimited (entry: Entry): Flight {
+    const waitMs = this.#rate?.take()
+    if (waitMs !== undefined) {
+      this.stats.rateLimited++
+      throw details(new errors.ExchangeRateLimited(), { retryAfter: Math.max(1, Math.ceil(waitMs / 1000)) })
+    }
+    return this.#startFlight(entry, 'miss')
+  }
+
   #refreshInBackground (entry: Entry): void {
     if (entry.flight !== undefined || this.#closing.signal.aborted) return
     if (this.#clock.monotonic() < entry.coolDownUntil) return
+    this.#rate?.spend()
     // Failures are logged and kept on the entry; nobody awaits a background refresh.
     this.#startFlight(entry, 'refresh').promise.catch(() => {})
   }

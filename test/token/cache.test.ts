@@ -3,6 +3,7 @@ import { ExchangeError, type IssuedToken } from '../../src/coze/exchange.js'
 import type { TokenRequest } from '../../src/coze/variants.js'
 import type { SidecarError } from '../../src/errors.js'
 import { cacheKey, TokenCache, type ExchangeReport, type TokenCacheOptions } from '../../src/token/cache.js'
+import { TokenBucket } from '../../src/token/rate.js'
 import { FakeClock } from '../fixtures/clock.js'
 import { tick, until } from '../fixtures/flush.js'
 
@@ -465,4 +466,17 @@ t.test('a failure of an exchange whose entry was dropped meanwhile leaves no bac
   failNow()
   t.match(await pending, { code: 'COZE_UNAVAILABLE' })
   t.equal((await cache.get(DEFAULT, 5_000)).accessToken, 'token-1', 'the next caller is not held back')
+})
+
+t.test('the exchange rate limit refuses new callers, never a refresh of a token in use', async (t) => {
+  const clock = new FakeClock()
+  const { cache, calls } = setup({ clock, rate: new TokenBucket({ perSecond: 0.0001, burst: 1, clock }) })
+  await cache.get(DEFAULT, 5_000)
+  await cache.get(DEFAULT, 5_000) // in use
+  clock.advance(720_000) // the refresh goes ahead though the bucket is empty
+  await until(() => calls.length === 2, 'the refresh')
+  await tick()
+  t.match(await cache.get({ ttl: 900, sessionName: 'new' }, 5_000).catch((e: SidecarError) => e), { statusCode: 429, code: 'EXCHANGE_RATE_LIMITED', retryAfter: 10_000 })
+  t.equal(calls.length, 2)
+  t.equal(cache.stats.rateLimited, 1)
 })

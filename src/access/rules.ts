@@ -1,0 +1,91 @@
+/**
+ * Who may take a token: the checks every token and page request passes, in the spirit of the
+ * local token endpoints that got this right (GCE's `Metadata-Flavor`, Vault's
+ * `X-Vault-Request`, AWS's container authorization token; reference: the sidecar anchors §5).
+ *
+ * Framework-free: headers in, an error or nothing out.
+ *
+ * @example
+ * const refusal = checkAccess(request.headers, policy)
+ * if (refusal !== undefined) throw refusal
+ */
+import type { IncomingHttpHeaders } from 'node:http'
+import { isIP } from 'node:net'
+import { errors, type SidecarError } from '../errors.js'
+import type { CallerSecret } from './caller-secret.js'
+
+export interface AccessPolicy {
+  /** When set, callers must present it as `Authorization: Bearer <secret>`. */
+  secret?: CallerSecret
+  /** The listen address (`HOST`). */
+  listenHost: string
+  /** Further host names allowed in `Host` (`SIDECAR_ALLOWED_HOSTS`), lower case; `*` allows any. */
+  allowedHosts: ReadonlySet<string>
+  /** `SIDECAR_REQUIRE_HEADER`: a header (lower-case name) that must carry this value. */
+  requiredHeader?: { name: string, value: string }
+  /** `SIDECAR_REJECT_FORWARDED`: refuse requests that came through a proxy. */
+  rejectForwarded: boolean
+}
+
+/** True for the addresses only this machine can reach. */
+export function isLoopback (host: string): boolean {
+  const name = host.toLowerCase().replace(/^\[|\]$/g, '')
+  return name === 'localhost' || name.endsWith('.localhost') || name === '::1' ||
+    /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(name) || /^::ffff:127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(name)
+}
+
+/** True for the "any interface" addresses. */
+export function isWildcard (host: string): boolean {
+  return host === '0.0.0.0' || host === '::' || host === '[::]'
+}
+
+/**
+ * The host name of a `Host` header (or a listen address): without the port, brackets or a
+ * trailing dot, lower case. A bare IPv6 address (`::1`, from `HOST`) has no port to strip.
+ */
+export function hostName (header: string): string {
+  const bracketed = /^\[([^\]]*)\]/.exec(header)
+  const bareIpv6 = bracketed === null && isIP(header) === 6
+  const name = bracketed !== null ? bracketed[1] as string : bareIpv6 ? header : header.replace(/:\d*$/, '')
+  return name.toLowerCase().replace(/\.$/, '')
+}
+
+/**
+ * Whether a `Host` is one this sidecar answers for. A DNS rebinding attack always arrives with
+ * the attacker's host name, so names are checked: localhost, the listen address, the allow-list.
+ * IP literals are the listen address or, when listening on every interface, any of them.
+ */
+export function hostAllowed (host: string, policy: AccessPolicy): boolean {
+  if (policy.allowedHosts.has('*') || policy.allowedHosts.has(host)) return true
+  if (isLoopback(host) || host === hostName(policy.listenHost)) return true
+  return isWildcard(policy.listenHost) && isIP(host) !== 0
+}
+
+/** The first rule the request breaks, as the error to answer with, or undefined. */
+export function checkAccess (headers: IncomingHttpHeaders, policy: AccessPolicy): SidecarError | undefined {
+  if (policy.rejectForwarded && (headers['x-forwarded-for'] !== undefined || headers.forwarded !== undefined)) {
+    return new errors.ForwardedRequest() as SidecarError
+  }
+  const required = policy.requiredHeader
+  if (required !== undefined && headers[required.name] !== required.value) {
+    return new errors.MissingRequiredHeader(`${required.name}: ${required.value}`) as SidecarError
+  }
+  const host = hostName(headers.host ?? '')
+  if (!hostAllowed(host, policy)) return new errors.HostNotAllowed(JSON.stringify(host)) as SidecarError
+  if (headers['sec-fetch-site'] === 'cross-site') return new errors.CrossSiteRequest() as SidecarError
+  // A browser sends Origin on cross-origin requests (and on POST, DELETE): it must be this origin.
+  const origin = headers.origin
+  if (origin !== undefined && !sameOrigin(origin, String(headers.host))) return new errors.CrossSiteRequest() as SidecarError
+  if (policy.secret !== undefined && !policy.secret.matches(headers.authorization)) {
+    return new errors.Unauthorized() as SidecarError
+  }
+  return undefined
+}
+
+function sameOrigin (origin: string, host: string): boolean {
+  try {
+    return new URL(origin).host === new URL(`http://${host}`).host
+  } catch {
+    return false // "null", or not a URL
+  }
+}

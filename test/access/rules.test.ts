@@ -1,0 +1,82 @@
+import t from 'tap'
+import { CallerSecret, readSecretFile } from '../../src/access/caller-secret.js'
+import { checkAccess, hostAllowed, hostName, isLoopback, type AccessPolicy } from '../../src/access/rules.js'
+
+const SECRET = 'correct-horse-battery-staple-42'
+
+const policy = (extra: Partial<AccessPolicy> = {}): AccessPolicy =>
+  ({ listenHost: '127.0.0.1', allowedHosts: new Set(), rejectForwarded: false, ...extra })
+
+t.test('host names from Host headers', async (t) => {
+  const table: Array<[string, string]> = [
+    ['localhost:8080', 'localhost'], ['LOCALHOST', 'localhost'], ['127.0.0.1:8080', '127.0.0.1'], ['[::1]:8080', '::1'],
+    ['[::1]', '::1'], ['::1', '::1'], ['fd00::5', 'fd00::5'], ['::', '::'], ['example.com.', 'example.com'], ['sidecar:80', 'sidecar'], ['', '']
+  ]
+  for (const [header, name] of table) t.equal(hostName(header), name, header)
+  for (const host of ['localhost', 'app.localhost', '127.0.0.1', '127.1.2.3', '::1', '[::1]', '::ffff:127.0.0.1']) t.ok(isLoopback(host), host)
+  for (const host of ['0.0.0.0', '10.0.0.1', 'localhost.evil.com', '::', '128.0.0.1']) t.notOk(isLoopback(host), host)
+})
+
+t.test('which hosts are allowed (DNS rebinding)', async (t) => {
+  t.ok(hostAllowed('localhost', policy()))
+  t.ok(hostAllowed('127.0.0.1', policy()))
+  t.ok(hostAllowed('::1', policy()))
+  t.notOk(hostAllowed('evil.example', policy()), 'a rebinding name')
+  t.notOk(hostAllowed('10.0.0.5', policy()), 'another address when listening on loopback')
+  t.ok(hostAllowed('10.0.0.5', policy({ listenHost: '10.0.0.5' })), 'the listen address')
+  t.ok(hostAllowed('10.0.0.5', policy({ listenHost: '0.0.0.0' })), 'any address when listening on all of them')
+  t.ok(hostAllowed('fd00::5', policy({ listenHost: '::' })))
+  t.notOk(hostAllowed('evil.example', policy({ listenHost: '0.0.0.0' })), 'but never a foreign name')
+  t.ok(hostAllowed('sidecar.internal', policy({ allowedHosts: new Set(['sidecar.internal']) })), 'the allow-list')
+  t.ok(hostAllowed('anything', policy({ allowedHosts: new Set(['*']) })), '* allows any')
+})
+
+t.test('the rules, in order', async (t) => {
+  const secret = new CallerSecret(SECRET)
+  const strict = policy({ secret, rejectForwarded: true, requiredHeader: { name: 'metadata-flavor', value: 'Coze' } })
+  const ok = { host: 'localhost:8080', authorization: `Bearer ${SECRET}`, 'metadata-flavor': 'Coze' }
+  t.equal(checkAccess(ok, strict), undefined, 'all good')
+  const table: Array<[string, Record<string, string>, string, number]> = [
+    ['forwarded', { ...ok, 'x-forwarded-for': '1.2.3.4' }, 'FORWARDED_REQUEST', 403],
+    ['Forwarded', { ...ok, forwarded: 'for=1.2.3.4' }, 'FORWARDED_REQUEST', 403],
+    ['no required header', { host: ok.host, authorization: ok.authorization }, 'MISSING_REQUIRED_HEADER', 403],
+    ['wrong required header', { ...ok, 'metadata-flavor': 'Google' }, 'MISSING_REQUIRED_HEADER', 403],
+    ['rebinding', { ...ok, host: 'evil.example:8080' }, 'HOST_NOT_ALLOWED', 403],
+    ['no Host', { authorization: ok.authorization, 'metadata-flavor': 'Coze' }, 'HOST_NOT_ALLOWED', 403],
+    ['cross-site fetch', { ...ok, 'sec-fetch-site': 'cross-site' }, 'CROSS_SITE_REQUEST', 403],
+    ['foreign Origin', { ...ok, origin: 'https://evil.example' }, 'CROSS_SITE_REQUEST', 403],
+    ['another local port', { ...ok, origin: 'http://localhost:3000' }, 'CROSS_SITE_REQUEST', 403],
+    ['Origin null', { ...ok, origin: 'null' }, 'CROSS_SITE_REQUEST', 403],
+    ['no secret', { host: ok.host, 'metadata-flavor': 'Coze' }, 'UNAUTHORIZED', 401],
+    ['wrong secret', { ...ok, authorization: 'Bearer nope' }, 'UNAUTHORIZED', 401],
+    ['secret as Basic', { ...ok, authorization: `Basic ${SECRET}` }, 'UNAUTHORIZED', 401],
+    ['a prefix of the secret', { ...ok, authorization: `Bearer ${SECRET.slice(0, -1)}` }, 'UNAUTHORIZED', 401]
+  ]
+  for (const [name, headers, code, status] of table) t.match(checkAccess(headers, strict), { code, statusCode: status }, name)
+  t.equal(checkAccess({ ...ok, origin: 'http://localhost:8080', 'sec-fetch-site': 'same-origin' }, strict), undefined, 'the page\'s own requests')
+  t.equal(checkAccess({ ...ok, authorization: `bearer  ${SECRET}` }, strict), undefined, 'the scheme is case-insensitive')
+  t.equal(checkAccess({ host: 'localhost' }, policy()), undefined, 'no secret configured: no header needed')
+  const message = (checkAccess({ host: 'localhost', authorization: 'Bearer x' }, strict) as Error).message
+  t.notMatch(message, /correct|horse|staple/, 'no hint of the secret')
+})
+
+t.test('secret files: read, checked, reloaded; a bad new file keeps the old secret', async (t) => {
+  let content = `  ${SECRET}\n`
+  const read = async (): Promise<string> => content
+  t.equal(await readSecretFile('/s', read), SECRET, 'trimmed')
+  await t.rejects(readSecretFile('/s', async () => 'short'), { message: '/s must hold one secret of 16 to 4096 printable characters without spaces' })
+  await t.rejects(readSecretFile('/s', async () => 'two words but long enough'), { message: /printable characters without spaces/ })
+  await t.rejects(readSecretFile('/missing/secret'), { message: 'cannot read /missing/secret (ENOENT)' })
+  const secret = new CallerSecret(SECRET, '/s')
+  content = 'rotated-secret-0123456789'
+  await secret.reload(read)
+  t.ok(secret.matches('Bearer rotated-secret-0123456789'))
+  t.notOk(secret.matches(`Bearer ${SECRET}`), 'the old one no longer works')
+  content = 'bad'
+  await t.rejects(secret.reload(read))
+  t.ok(secret.matches('Bearer rotated-secret-0123456789'), 'still the last good one')
+  const inline = new CallerSecret(SECRET)
+  await inline.reload(read)
+  t.ok(inline.matches(`Bearer ${SECRET}`), 'an inline secret has no file to reload')
+  t.notOk(inline.matches(undefined))
+})
