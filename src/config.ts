@@ -429,8 +429,23 @@ declare module 'fastify' {
  * Loads, validates and resolves the configuration, and decorates the instance with `config`.
  * Fails the instance's start with a {@link ConfigError}.
  */
+/** The settings that name a Coze app; with none of them (and no config file) nothing is configured. */
+const APP_SETTINGS = ['COZE_APP_ID', 'COZE_KEY_ID', 'COZE_PRIVATE_KEY_FILE', 'COZE_PRIVATE_KEY'] as const
+
+/**
+ * Nothing configured at all: rather than complain about the first missing setting, say what to
+ * set, and how to try the sidecar without a Coze app. Never falls into demo mode by itself.
+ */
+function checkSomethingConfigured (env: Env, fromFile: { file?: string }): void {
+  if (fromFile.file !== undefined || APP_SETTINGS.some((name) => nonEmpty(env[name]) !== undefined)) return
+  throw new ConfigError('COZE_APP_ID', 'no Coze app is configured: set COZE_APP_ID, COZE_KEY_ID and COZE_PRIVATE_KEY_FILE ' +
+    '(or put the coze_oauth_config.json from the Coze console here, or point COZE_OAUTH_CONFIG at it; see keys.example/README.md). ' +
+    'To try the sidecar without a Coze app, set SIDECAR_DEMO=true (bash bootstrap.sh does that for you)')
+}
+
 export const configPlugin = fp(async function config (app: FastifyInstance, sources: ConfigSources) {
   const fromFile = await readOAuthConfig(sources)
+  checkSomethingConfigured(sources.env, fromFile)
   try {
     await app.register(fastifyEnv, {
       schema: structuredClone(settingsSchema) as object,

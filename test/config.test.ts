@@ -87,6 +87,13 @@ t.test('every bad setting stops the start with one line naming the setting and t
   }
 })
 
+t.test('nothing configured at all: one line that lists the settings and names the demo switch', async (t) => {
+  const error = await startupError({ PORT: '9000' }, tempDir(t))
+  t.equal(error.setting, 'COZE_APP_ID')
+  t.match(error.message, /^COZE_APP_ID: no Coze app is configured: set COZE_APP_ID, COZE_KEY_ID and COZE_PRIVATE_KEY_FILE .*COZE_OAUTH_CONFIG.*SIDECAR_DEMO=true/)
+  t.notMatch(error.message, /\n/)
+})
+
 t.test('PKCS#8 and PKCS#1 keys, from a file or inline, with real or escaped newlines', async (t) => {
   const dir = tempDir(t)
   const pkcs1File = join(dir, 'rsa.pem')
