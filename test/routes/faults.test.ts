@@ -14,12 +14,12 @@ import { startEmulator, startSidecar, type Emulator } from '../fixtures/harness.
  * between steps; bounded so a broken test fails instead of hanging.
  */
 async function drive<T> (clock: FakeClock, promise: Promise<T>, stepMs = 50, maxSteps = 4_000): Promise<T> {
-  let settled = false
-  const watched = promise.finally(() => { settled = true })
-  for (let step = 0; !settled; step++) {
+  const state = { settled: false } // set by the promise, between the loop's awaits
+  const watched = promise.finally(() => { state.settled = true })
+  for (let step = 0; !state.settled; step++) {
     if (step >= maxSteps) throw new Error('the request did not settle')
     await new Promise((resolve) => setTimeout(resolve, 1))
-    if (!settled) clock.advance(stepMs)
+    if (!state.settled) clock.advance(stepMs)
   }
   return await watched
 }
