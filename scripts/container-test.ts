@@ -26,6 +26,8 @@ import { cozeEmulator } from '../src/emulator/plugin.js'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const IMAGE = 'coze-token-sidecar:test'
+/** On every image this test builds, so that it prunes its own leftovers and nothing else. */
+const LABEL = 'coze-token-sidecar.test=1'
 const APP_ID = '1127900106117'
 /** How long a stop may take: the README promises a clean exit within 10 s of SIGTERM. */
 const STOP_SECONDS = 10
@@ -78,9 +80,21 @@ async function prepare (): Promise<'skip' | boolean> {
   const setup = await run('bash', ['scripts/docker-setup.sh'], { timeoutMs: 25 * 60_000, echo: true })
   t.comment(`scripts/docker-setup.sh: ${(setup.ms / 1000).toFixed(1)} s`)
   if (!t.equal(setup.code, 0, 'scripts/docker-setup.sh readies a Docker engine and the base image', { output: tail(setup.stderr) })) return false
-  const build = await run('docker', ['build', '--network', 'host', '-t', IMAGE, '.'], { timeoutMs: 15 * 60_000 })
-  t.comment(`docker build: ${(build.ms / 1000).toFixed(1)} s`)
-  return t.equal(build.code, 0, 'docker build succeeds', { output: tail(build.stdout + build.stderr) })
+  // The build and deps stages are tagged too, so that their layers stay as the cache of the next
+  // run while the ones they replace, labelled, are pruned: a machine that is kept does not fill up.
+  // --force-rm: a failed step leaves no container behind.
+  let ms = 0
+  for (const [target, tag] of [['build', `${IMAGE}-build`], ['deps', `${IMAGE}-deps`], [undefined, IMAGE]]) {
+    const build = await run('docker', [
+      'build', '--network', 'host', '--force-rm', '--label', LABEL,
+      ...(target === undefined ? [] : ['--target', target]), '-t', tag as string, '.'
+    ], { timeoutMs: 15 * 60_000 })
+    ms += build.ms
+    if (!t.equal(build.code, 0, `docker build ${target === undefined ? 'of the image' : `--target ${target}`} succeeds`, { output: tail(build.stdout + build.stderr) })) return false
+  }
+  t.comment(`docker build: ${(ms / 1000).toFixed(1)} s`)
+  await run('docker', ['image', 'prune', '--force', '--filter', `label=${LABEL}`])
+  return true
 }
 
 const ready = await prepare()
@@ -111,7 +125,7 @@ async function contextTests (): Promise<void> {
     copyFileSync(join(ROOT, '.dockerignore'), join(dir, '.dockerignore'))
     writeFileSync(join(dir, 'Dockerfile'), 'FROM node:22-bookworm-slim\nCOPY . /context\nCMD ["find", "/context", "-mindepth", "1"]\n')
     const tag = 'coze-token-sidecar:context-test'
-    const built = await run('docker', ['build', '--network', 'none', '-t', tag, dir])
+    const built = await run('docker', ['build', '--network', 'none', '--force-rm', '--label', LABEL, '-t', tag, dir])
     if (!t.equal(built.code, 0, 'a context-listing image builds', { output: tail(built.stdout + built.stderr) })) return
     const listed = await run('docker', ['run', '--rm', '--network', 'none', tag])
     await run('docker', ['image', 'rm', tag])
