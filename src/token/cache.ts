@@ -12,6 +12,7 @@
  * const { accessToken, expiresIn } = await cache.get({ ttl: 900 }, 5_000)
  */
 import { createHash } from 'node:crypto'
+import { setMaxListeners } from 'node:events'
 import { LRUCache } from 'lru-cache'
 import stringify from 'safe-stable-stringify'
 import { sleep, type Clock, type Timer } from '../clock.js'
@@ -138,6 +139,8 @@ export class TokenCache {
     this.#rate = options.rate
     this.#random = options.random ?? Math.random
     this.#onExchange = options.onExchange ?? (() => {})
+    // Each retry waiting out its back-off listens on this signal: as many as there are entries.
+    setMaxListeners(0, this.#closing.signal)
     this.#entries = new LRUCache<string, Entry>({
       max: options.max ?? 10_000,
       dispose: (entry, _key, reason) => {
@@ -324,7 +327,7 @@ export class TokenCache {
       flight.failedAttempts = attempt
       flight.lastError = error
       const now = this.#clock.monotonic()
-      const delay = this.#retryAfter(error, attempt, now - started)
+      const delay = this.#retryAfter(entry, error, attempt, now - started)
       if (delay === undefined) {
         this.#failed(entry, error, now)
         throw error
@@ -336,9 +339,14 @@ export class TokenCache {
     return await this.#fly(entry, flight, reason, attempt + 1, started)
   }
 
-  /** The wait before the next attempt, or undefined when there is none. */
-  #retryAfter (error: ExchangeError, attempt: number, elapsedMs: number): number | undefined {
-    if (!error.retryable || attempt >= this.#retry.maxAttempts || this.#closing.signal.aborted) return undefined
+  /**
+   * The wait before the next attempt, or undefined when there is none. Retries are for blips: once
+   * an exchange has failed all its attempts, the next one (after the back-off) makes a single
+   * attempt, so a long outage costs Coze one request per key per back-off step, not four.
+   */
+  #retryAfter (entry: Entry, error: ExchangeError, attempt: number, elapsedMs: number): number | undefined {
+    const maxAttempts = entry.failures > 0 ? 1 : this.#retry.maxAttempts
+    if (!error.retryable || attempt >= maxAttempts || this.#closing.signal.aborted) return undefined
     const delay = Math.max(retryDelay(attempt, this.#random()), error.retryAfterMs ?? 0)
     return elapsedMs + delay > this.#retry.budgetMs ? undefined : delay
   }

@@ -278,6 +278,24 @@ t.test('an outage: attempts are bounded, callers fail fast, and recovery needs n
   t.equal(token.accessToken, 'token-1', 'recovered on the next caller after the cool-down')
 })
 
+t.test('a long outage: after a failed exchange, the next ones make a single attempt each', async (t) => {
+  const { cache, clock, calls, steps, reports } = setup()
+  for (let i = 0; i < 10; i++) steps.push(fail('unavailable', { status: 503 }))
+  const first = cache.get(DEFAULT, 60_000).catch((e: SidecarError) => e)
+  for (let attempt = 1; attempt <= 3; attempt++) {
+    await until(() => reports.length === attempt, `attempt ${attempt}`)
+    clock.advance(2_000)
+  }
+  await first
+  t.equal(calls.length, 4, 'the first exchange retries')
+  clock.advance(1_000) // the 1 s back-off
+  t.match(await cache.get(DEFAULT, 60_000).catch((e: SidecarError) => e), { code: 'COZE_UNAVAILABLE', retryAfter: 2 })
+  t.equal(calls.length, 5, 'the second, one attempt, and then 2 s of back-off')
+  clock.advance(2_000)
+  await cache.get(DEFAULT, 60_000).catch(() => {})
+  t.equal(calls.length, 6)
+})
+
 t.test('the retry budget bounds the time spent retrying', async (t) => {
   const { cache, calls, steps } = setup({ retry: { maxAttempts: 10, budgetMs: 0 } })
   steps.push(fail('unavailable', { status: 503 }))
