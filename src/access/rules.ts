@@ -61,8 +61,17 @@ export function hostAllowed (host: string, policy: AccessPolicy): boolean {
   return isWildcard(policy.listenHost) && isIP(host) !== 0
 }
 
+export interface AccessOptions {
+  /**
+   * A route that serves no token (the token page's HTML shell and its assets): every rule but the
+   * caller secret applies. A browser's navigation cannot send `Authorization`, so the page has to
+   * load without it; the tokens it shows come from `/token`, which still asks for the secret.
+   */
+  skipSecret?: boolean
+}
+
 /** The first rule the request breaks, as the error to answer with, or undefined. */
-export function checkAccess (headers: IncomingHttpHeaders, policy: AccessPolicy): SidecarError | undefined {
+export function checkAccess (headers: IncomingHttpHeaders, policy: AccessPolicy, options: AccessOptions = {}): SidecarError | undefined {
   if (policy.rejectForwarded && (headers['x-forwarded-for'] !== undefined || headers.forwarded !== undefined)) {
     return new errors.ForwardedRequest() as SidecarError
   }
@@ -76,7 +85,7 @@ export function checkAccess (headers: IncomingHttpHeaders, policy: AccessPolicy)
   // A browser sends Origin on cross-origin requests (and on POST, DELETE): it must be this origin.
   const origin = headers.origin
   if (origin !== undefined && !sameOrigin(origin, String(headers.host))) return new errors.CrossSiteRequest() as SidecarError
-  if (policy.secret !== undefined && !policy.secret.matches(headers.authorization)) {
+  if (options.skipSecret !== true && policy.secret !== undefined && !policy.secret.matches(headers.authorization)) {
     return new errors.Unauthorized() as SidecarError
   }
   return undefined

@@ -60,6 +60,24 @@ t.test('the rules, in order', async (t) => {
   t.notMatch(message, /correct|horse|staple/, 'no hint of the secret')
 })
 
+t.test('skipSecret (the page\'s HTML and assets): every rule but the secret still applies', async (t) => {
+  const strict = policy({ secret: new CallerSecret(SECRET), rejectForwarded: true, requiredHeader: { name: 'metadata-flavor', value: 'Coze' } })
+  const page = { skipSecret: true }
+  const ok = { host: 'localhost:8080', 'metadata-flavor': 'Coze' }
+  t.equal(checkAccess(ok, strict, page), undefined, 'no Authorization needed')
+  t.equal(checkAccess({ ...ok, authorization: 'Bearer wrong' }, strict, page), undefined, 'nor checked')
+  t.match(checkAccess(ok, strict), { code: 'UNAUTHORIZED' }, 'without the option the secret is required')
+  t.match(checkAccess(ok, strict, { skipSecret: false }), { code: 'UNAUTHORIZED' }, 'skipSecret: false is the default')
+  const table: Array<[string, Record<string, string>, string]> = [
+    ['forwarded', { ...ok, 'x-forwarded-for': '1.2.3.4' }, 'FORWARDED_REQUEST'],
+    ['no required header', { host: ok.host }, 'MISSING_REQUIRED_HEADER'],
+    ['rebinding', { ...ok, host: 'evil.example:8080' }, 'HOST_NOT_ALLOWED'],
+    ['cross-site', { ...ok, 'sec-fetch-site': 'cross-site' }, 'CROSS_SITE_REQUEST'],
+    ['foreign Origin', { ...ok, origin: 'https://evil.example' }, 'CROSS_SITE_REQUEST']
+  ]
+  for (const [name, headers, code] of table) t.match(checkAccess(headers, strict, page), { code }, name)
+})
+
 t.test('secret files: read, checked, reloaded; a bad new file keeps the old secret', async (t) => {
   let content = `  ${SECRET}\n`
   const read = async (): Promise<string> => content
