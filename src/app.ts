@@ -25,6 +25,7 @@ import type { JwtSigner } from './coze/jwt.js'
 import { FileWatch } from './file-watch.js'
 import { errors, details, isSidecarError, type SidecarError } from './errors.js'
 import { healthRoutes } from './routes/health.js'
+import { pageRoutes } from './routes/page.js'
 import { PATTERN_HINTS } from './routes/schemas.js'
 import { tokenRoutes } from './routes/token.js'
 import { TokenCache, type ExchangeReport } from './token/cache.js'
@@ -216,8 +217,10 @@ export function buildApp (options: AppOptions): FastifyInstance {
   })
   // Tokens (and the page) only for the callers that should have them; probes stay open.
   app.register(async function guarded (scope) {
-    scope.addHook('onRequest', (request, _reply, done) => done(checkAccess(request.headers, scope.access)))
+    scope.addHook('onRequest', (request, _reply, done) =>
+      done(checkAccess(request.headers, scope.access, { skipSecret: request.routeOptions.config.public === true })))
     await scope.register(tokenRoutes)
+    await scope.register(pageRoutes, { version: VERSION })
   })
   app.register(healthRoutes)
   return app

@@ -1,0 +1,122 @@
+/**
+ * The token page: `GET /` and its two assets. Registered in the guarded scope of `app.ts`, so the
+ * forwarded, required-header, Host and cross-site rules apply; the caller secret does not (a
+ * browser's navigation cannot send it), which is why these routes carry no token when a secret is
+ * set: the page's script then asks for the secret and gets tokens from `/token`, which checks it.
+ *
+ * Assets are read once, at start, from `../views/assets/` next to this file (in `src/` and, after
+ * `npm run build` copies them, in `dist/`), and served from memory.
+ */
+import { readFile } from 'node:fs/promises'
+import type { FastifyInstance, FastifyReply } from 'fastify'
+import { isSidecarError } from '../errors.js'
+import { renderPage, type ErrorView, type PageModel } from '../views/page.js'
+import { errorResponses } from './schemas.js'
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /**
+     * Serves no token: the guard in `app.ts` skips the caller-secret check (every other access
+     * rule still applies). Only the page's HTML shell and its assets.
+     */
+    public?: boolean
+  }
+}
+
+export interface PageRoutesOptions {
+  /** Shown in the page's header. */
+  version: string
+}
+
+/**
+ * Everything a browser may do with the page: its own script, style and fetches, nothing inline,
+ * nothing from elsewhere, never in a frame.
+ */
+export const CONTENT_SECURITY_POLICY = [
+  "default-src 'none'", "script-src 'self'", "style-src 'self'", "img-src 'self' data:", "connect-src 'self'",
+  "form-action 'self'", "base-uri 'none'", "frame-ancestors 'none'"
+].join('; ')
+
+const SECURITY_HEADERS = {
+  'content-security-policy': CONTENT_SECURITY_POLICY,
+  'referrer-policy': 'no-referrer',
+  'x-content-type-options': 'nosniff',
+  'x-frame-options': 'DENY',
+  // The page may hold a token; the assets are small and change with every build.
+  'cache-control': 'no-store'
+} as const
+
+const ASSETS = {
+  'page.css': 'text/css; charset=utf-8',
+  'page.js': 'text/javascript; charset=utf-8'
+} as const
+
+const textResponse = (type: string, description: string) =>
+  ({ 200: { description, content: { [type]: { schema: { type: 'string' } } } }, ...errorResponses })
+
+/** An error from the token cache as the JSON API would answer it. */
+export function errorView (error: unknown): ErrorView {
+  if (isSidecarError(error) && !error.code.startsWith('FST_')) {
+    return {
+      statusCode: error.statusCode,
+      code: error.code,
+      message: error.message,
+      ...(error.coze === undefined ? {} : { coze: error.coze })
+    }
+  }
+  return { statusCode: 500, code: 'INTERNAL_ERROR', message: 'internal error' }
+}
+
+export async function pageRoutes (app: FastifyInstance, options: PageRoutesOptions): Promise<void> {
+  const dir = new URL('../views/assets/', import.meta.url)
+  const assets = new Map<string, string>()
+  for (const name of Object.keys(ASSETS)) assets.set(name, await readFile(new URL(name, dir), 'utf8'))
+
+  // onSend, so that errors from these routes (a refused Host, say) carry the headers too.
+  app.addHook('onSend', async (_request, reply: FastifyReply, payload) => {
+    reply.headers(SECURITY_HEADERS)
+    return payload
+  })
+
+  app.get('/', {
+    config: { public: true },
+    schema: {
+      summary: 'The token page',
+      description: 'HTML: the app, the default token (masked) and its expiry; without a token when a caller secret is set.',
+      response: textResponse('text/html', 'The page.')
+    }
+  }, async (request, reply) => {
+    const config = app.config
+    const authRequired = config.access.secret !== undefined
+    let current: PageModel['current']
+    if (!authRequired) {
+      try {
+        const token = await app.tokens.get(config.defaultRequest, config.requestDeadlineMs)
+        current = { token: { accessToken: token.accessToken, expiresIn: token.expiresIn, stale: token.stale } }
+      } catch (error) {
+        const view = errorView(error)
+        if (view.code === 'INTERNAL_ERROR') request.log.error({ err: error }, 'unexpected error')
+        current = { error: view }
+      }
+    }
+    const page = renderPage({
+      appId: config.appId,
+      apiBase: config.apiBase,
+      defaultRequest: config.defaultRequest,
+      demo: config.demo,
+      authRequired,
+      ...(current === undefined ? {} : { current }),
+      host: request.headers.host as string, // the guard refuses requests without one
+      version: options.version
+    })
+    return reply.type('text/html; charset=utf-8').send(page.value)
+  })
+
+  for (const [name, type] of Object.entries(ASSETS)) {
+    const body = assets.get(name) as string
+    app.get(`/assets/${name}`, {
+      config: { public: true },
+      schema: { summary: `The token page's ${name}`, response: textResponse(type.split(';')[0] as string, name) }
+    }, async (_request, reply) => reply.type(type).send(body))
+  }
+}
