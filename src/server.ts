@@ -9,15 +9,22 @@
  */
 import type { FastifyInstance } from 'fastify'
 import { buildApp } from './app.js'
+import { demoWanted, startDemo, type Demo } from './demo.js'
 import { isEntryPoint, type ProcessLike } from './entry-point.js'
 import { ConfigError } from './errors.js'
 
 /** Starts the service. Returns the app once it listens, or undefined after a start-up failure. */
 export async function main (proc: ProcessLike): Promise<FastifyInstance | undefined> {
-  const app = buildApp({ env: proc.env, cwd: proc.cwd() })
+  let demo: Demo | undefined
+  let app: FastifyInstance
   try {
+    // Demo mode: the built-in emulator, and Coze app settings that point at it over the user's.
+    if (demoWanted(proc.env.SIDECAR_DEMO)) demo = await startDemo({ cwd: proc.cwd() })
+    app = buildApp({ env: demo === undefined ? proc.env : { ...proc.env, ...demo.env }, cwd: proc.cwd() })
+    if (demo !== undefined) app.addHook('onClose', demo.close)
     await app.ready()
   } catch (error) {
+    await demo?.close()
     // Every start-up check throws a ConfigError; anything else is a bug and keeps its stack.
     /* c8 ignore next */
     if (!(error instanceof ConfigError)) throw error
@@ -25,6 +32,7 @@ export async function main (proc: ProcessLike): Promise<FastifyInstance | undefi
     proc.exit(78)
     return undefined
   }
+  if (demo !== undefined) app.log.warn({ coze_api_base: demo.url }, 'demo mode: tokens come from a built-in Coze emulator and are NOT valid at Coze')
 
   const { host, port, shutdownGraceMs } = app.config
   try {
