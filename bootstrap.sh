@@ -1,6 +1,28 @@
 #!/usr/bin/env bash
 # Runs the sidecar, like the sample Coze's docs ship: `bash bootstrap.sh`, then open
 # http://127.0.0.1:8080. Safe to run again: it installs only when the lock file changed.
+#
+# With a Coze app configured (any of COZE_APP_ID, COZE_KEY_ID, COZE_PRIVATE_KEY_FILE,
+# COZE_PRIVATE_KEY, COZE_OAUTH_CONFIG in the environment, or ./coze_oauth_config.json) it runs
+# against Coze; with none, it starts the demo (SIDECAR_DEMO=true): a built-in Coze emulator whose
+# tokens are NOT valid at Coze. An explicit SIDECAR_DEMO is always obeyed.
+
+# "demo" or "real", from the environment and ./coze_oauth_config.json (run it where that is).
+bootstrap_mode () {
+  case "${SIDECAR_DEMO:-}" in
+    true | 1) echo demo; return ;;
+    ?*) echo real; return ;;
+  esac
+  local name
+  for name in COZE_APP_ID COZE_KEY_ID COZE_PRIVATE_KEY_FILE COZE_PRIVATE_KEY COZE_OAUTH_CONFIG; do
+    if [ -n "${!name:-}" ]; then echo real; return; fi
+  done
+  if [ -f coze_oauth_config.json ]; then echo real; else echo demo; fi
+}
+
+# Sourced (by the tests): the function only.
+[ "${BASH_SOURCE[0]}" = "$0" ] || return 0
+
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -21,5 +43,21 @@ echo "bootstrap: building"
 npm run --silent build
 
 export HOST="${HOST:-127.0.0.1}" PORT="${PORT:-8080}"
-echo "bootstrap: starting on http://${HOST}:${PORT} (Ctrl-C to stop)"
+if [ "$(bootstrap_mode)" = demo ]; then
+  if [ -z "${SIDECAR_DEMO:-}" ]; then
+    echo "bootstrap: no Coze app is configured (no COZE_APP_ID, COZE_KEY_ID, COZE_PRIVATE_KEY_FILE, ... nor ./coze_oauth_config.json);"
+    echo "bootstrap: to use yours, see keys.example/README.md"
+  fi
+  export SIDECAR_DEMO=true
+  echo "bootstrap: DEMO MODE (SIDECAR_DEMO=true): tokens come from a built-in Coze emulator and are NOT valid at Coze"
+else
+  echo "bootstrap: using the Coze app configured in the environment or ./coze_oauth_config.json"
+fi
+case "$HOST" in
+  0.0.0.0 | :: | "[::]") url_host=127.0.0.1 ;;
+  \[*) url_host=$HOST ;;
+  *:*) url_host="[$HOST]" ;;
+  *) url_host=$HOST ;;
+esac
+echo "bootstrap: starting on http://${url_host}:${PORT} (Ctrl-C to stop)"
 exec node dist/server.js
