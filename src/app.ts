@@ -12,6 +12,7 @@ import Fastify, {
   LogController, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions
 } from 'fastify'
 import fastifyAccepts from '@fastify/accepts'
+import fastifySwagger from '@fastify/swagger'
 import fp from 'fastify-plugin'
 import { Ajv } from 'ajv'
 import type { DestinationStream } from 'pino'
@@ -24,7 +25,9 @@ import { CozeTokenClient } from './coze/client.js'
 import type { JwtSigner } from './coze/jwt.js'
 import { FileWatch } from './file-watch.js'
 import { errors, details, isSidecarError, type SidecarError } from './errors.js'
+import { Metrics } from './metrics.js'
 import { healthRoutes } from './routes/health.js'
+import { metaRoutes } from './routes/metrics.js'
 import { pageRoutes } from './routes/page.js'
 import { PATTERN_HINTS } from './routes/schemas.js'
 import { tokenRoutes } from './routes/token.js'
@@ -51,6 +54,7 @@ export interface AppOptions {
 declare module 'fastify' {
   interface FastifyInstance {
     tokens: TokenCache
+    metrics: Metrics
     access: AccessPolicy
     /** Re-reads the key and config files; false (and the old key kept) when the new ones are bad. */
     reloadKey: () => Promise<boolean>
@@ -111,6 +115,19 @@ export function buildApp (options: AppOptions): FastifyInstance {
   app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? bodyAjv : textAjv).compile(schema))
 
   app.register(fastifyAccepts)
+  // Collects every route's schema as it is added, for /openapi.json.
+  app.register(fastifySwagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'coze-token-sidecar',
+        version: VERSION,
+        description: 'Coze access tokens for local callers: the sidecar holds the OAuth app\'s key, exchanges JWTs and caches the tokens.'
+      },
+      components: { securitySchemes: { callerSecret: { type: 'http', scheme: 'bearer', description: 'SIDECAR_AUTH_TOKEN, when it is set' } } },
+      security: [{ callerSecret: [] }]
+    }
+  })
   app.register(configPlugin, { env: options.env, cwd: options.cwd, readFile: options.readFile })
   app.register(fp(async function services (instance: FastifyInstance) {
     const config = instance.config
@@ -143,9 +160,14 @@ export function buildApp (options: AppOptions): FastifyInstance {
       retry: config.retry,
       rate: new TokenBucket({ ...config.exchangeRate, clock }),
       random: options.random,
-      onExchange: (report) => logExchange(instance, report)
+      onExchange: (report) => {
+        logExchange(instance, report)
+        metrics.observe(report)
+      }
     })
+    const metrics = new Metrics({ cache, defaultRequest: config.defaultRequest, clock })
     instance.decorate('tokens', cache)
+    instance.decorate('metrics', metrics)
 
     const secret = config.access.secret === undefined ? undefined : new CallerSecret(config.access.secret.value, config.access.secret.file)
     instance.decorate('access', {
@@ -223,6 +245,7 @@ export function buildApp (options: AppOptions): FastifyInstance {
     await scope.register(pageRoutes, { version: VERSION })
   })
   app.register(healthRoutes)
+  app.register(metaRoutes)
   return app
 }
 

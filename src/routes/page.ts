@@ -116,7 +116,8 @@ export async function pageRoutes (app: FastifyInstance, options: PageRoutesOptio
     const body = assets.get(name) as string
     app.get(`/assets/${name}`, {
       config: { public: true },
-      schema: { summary: `The token page's ${name}`, response: textResponse(type.split(';')[0] as string, name) }
+      // Static files, not API: kept out of /openapi.json.
+      schema: { hide: true, summary: `The token page's ${name}`, response: textResponse(type.split(';')[0] as string, name) }
     }, async (_request, reply) => reply.type(type).send(body))
   }
 }

@@ -1,0 +1,181 @@
+#!/usr/bin/env node
+/**
+ * npm run bench -- [--duration 10] [--connections 100] [--write]
+ *
+ * All in one run, on one machine, against the built service (dist/):
+ *   1. cached GET /token on the sidecar beside a bare Fastify route answering a JSON body of the
+ *      same size, each in its own process, measured alike with autocannon: req/s, p50/p99, ratio;
+ *   2. 1,000 concurrent requests on a cold key: exchanges at the emulator (must be 1);
+ *   3. JWT signatures per second (RS256, 2048-bit key);
+ *   4. the sidecar's RSS after the load and after 10,000 distinct session names.
+ * Prints a Markdown report; --write also writes it to BENCHMARKS.md. Not part of the test suite.
+ */
+import { generateKeyPairSync } from 'node:crypto'
+import { spawn } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import os from 'node:os'
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+import autocannon from 'autocannon'
+import Fastify from 'fastify'
+import { Pool, request } from 'undici'
+import { signTokenJwt } from '../dist/coze/jwt.js'
+import { cozeEmulator } from '../dist/emulator/plugin.js'
+import { consoleFingerprint } from '../dist/emulator/state.js'
+
+const { values } = parseArgs({
+  options: {
+    duration: { type: 'string', default: '10' },
+    connections: { type: 'string', default: '100' },
+    write: { type: 'boolean', default: false }
+  }
+})
+const duration = Number(values.duration)
+const connections = Number(values.connections)
+
+const dir = mkdtempSync(join(os.tmpdir(), 'coze-bench-'))
+const pair = generateKeyPairSync('rsa', { modulusLength: 2048 })
+const keyFile = join(dir, 'private_key.pem')
+writeFileSync(keyFile, pair.privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 })
+const emulator = Fastify()
+await emulator.register(cozeEmulator)
+const emulatorUrl = await emulator.listen({ host: '127.0.0.1', port: 0 })
+const kid = consoleFingerprint(pair.publicKey)
+emulator.cozeEmulator.registerApp({ appId: '1000000000001', audience: new URL(emulatorUrl).host, keys: [{ kid, publicKey: pair.publicKey }] })
+
+/** Starts `node <args>` and resolves with its process and the address it printed. */
+async function start (args, env) {
+  const child = spawn(process.execPath, args, { env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'pipe', 'inherit'] })
+  const address = await new Promise((resolve, reject) => {
+    let out = ''
+    child.stdout.on('data', (chunk) => {
+      out += chunk
+      const match = /(?:Server listening at|listening on) (http:\/\/[\d.:]+)/.exec(out)
+      if (match !== null) {
+        resolve(match[1])
+        out = ''
+        child.stdout.resume()
+      }
+    })
+    child.on('exit', (code) => reject(new Error(`${args.join(' ')} exited with ${code}`)))
+  })
+  return { child, address }
+}
+const rssOf = (pid) => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024
+
+const sidecar = await start(['dist/server.js'], {
+  COZE_API_BASE: emulatorUrl,
+  COZE_APP_ID: '1000000000001',
+  COZE_KEY_ID: kid,
+  COZE_PRIVATE_KEY_FILE: keyFile,
+  PORT: '0',
+  LOG_LEVEL: 'info',
+  // The limits protect Coze's quota in production; here they would only measure themselves.
+  SIDECAR_EXCHANGE_RATE: '100000',
+  SIDECAR_EXCHANGE_BURST: '100000'
+})
+const rssIdle = rssOf(sidecar.child.pid)
+
+// The body the bare route answers with: the sidecar's own answer, byte for byte the same size.
+const sample = await request(`${sidecar.address}/token`)
+const sampleBody = await sample.body.text()
+const bare = await start(['--input-type=module', '-e', `
+  import Fastify from 'fastify'
+  const body = ${sampleBody}
+  const app = Fastify()
+  app.get('/token', async () => body)
+  const address = await app.listen({ host: '127.0.0.1', port: 0 })
+  console.log('listening on ' + address)
+`], {})
+
+async function load (url) {
+  // A short warm-up (JIT, connections), then the measured run.
+  await autocannon({ url, connections, duration: 2 })
+  const result = await autocannon({ url, connections, duration })
+  return {
+    rps: result.requests.average,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    errors: result.errors + result.non2xx
+  }
+}
+const bareResult = await load(`${bare.address}/token`)
+const tokenResult = await load(`${sidecar.address}/token`)
+const rssAfterLoad = rssOf(sidecar.child.pid)
+
+// 1,000 concurrent requests on a cold key.
+const before = emulator.cozeEmulator.exchangeCount
+const herd = new Pool(sidecar.address, { connections: 1000, pipelining: 1 })
+const statuses = await Promise.all(Array.from({ length: 1000 }, async () => {
+  const response = await herd.request({ path: '/token?session_name=cold-key', method: 'GET' })
+  await response.body.dump()
+  return response.statusCode
+}))
+await herd.close()
+const herdExchanges = emulator.cozeEmulator.exchangeCount - before
+const herdOk = statuses.filter((status) => status === 200).length
+
+// JWT signatures per second.
+const signer = { appId: '1000000000001', keyId: kid, privateKey: pair.privateKey, audience: 'api.coze.cn' }
+let signatures = 0
+const signUntil = performance.now() + 3_000
+while (performance.now() < signUntil) {
+  await signTokenJwt(signer, Date.now(), { sessionName: 'bench' })
+  signatures++
+}
+const signPerSecond = signatures / 3
+
+// 10,000 distinct session names, 200 at a time.
+const names = new Pool(sidecar.address, { connections: 200 })
+const namesStarted = performance.now()
+for (let batch = 0; batch < 50; batch++) {
+  await Promise.all(Array.from({ length: 200 }, async (_, i) => {
+    const response = await names.request({ path: `/token?session_name=user-${batch * 200 + i}`, method: 'GET' })
+    await response.body.dump()
+  }))
+}
+const namesSeconds = (performance.now() - namesStarted) / 1000
+await names.close()
+const rssAfterNames = rssOf(sidecar.child.pid)
+
+sidecar.child.kill('SIGTERM')
+bare.child.kill('SIGTERM')
+await emulator.close()
+rmSync(dir, { recursive: true, force: true })
+
+const ratio = tokenResult.rps / bareResult.rps
+const cpus = os.cpus()
+const report = `# Benchmarks
+
+Measured by \`npm run bench\` (scripts/bench.mjs) on ${new Date().toISOString().slice(0, 10)}.
+
+Machine: ${cpus.length} × ${cpus[0]?.model ?? 'unknown CPU'}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB RAM,
+${os.type()} ${os.release()}, Node.js ${process.version}. The load generator (autocannon), the
+emulator and the two servers share the machine; each server is its own process.
+
+## Cached \`GET /token\` beside a bare Fastify route
+
+${connections} connections, ${duration} s after a 2 s warm-up, the same JSON body size
+(${Buffer.byteLength(sampleBody)} bytes).
+
+| route | requests/s | p50 ms | p99 ms | errors |
+| --- | ---: | ---: | ---: | ---: |
+| bare Fastify route | ${bareResult.rps.toFixed(0)} | ${bareResult.p50} | ${bareResult.p99} | ${bareResult.errors} |
+| sidecar \`GET /token\` (cached) | ${tokenResult.rps.toFixed(0)} | ${tokenResult.p50} | ${tokenResult.p99} | ${tokenResult.errors} |
+
+Ratio: **${ratio.toFixed(2)}×** the bare route's requests/s (target ≥ 0.90×).
+
+## The rest
+
+| what | result |
+| --- | --- |
+| 1,000 concurrent requests on a cold key | ${herdExchanges} exchange(s) with Coze, ${herdOk} × 200 |
+| JWT signatures (RS256, RSA-2048) | ${signPerSecond.toFixed(0)} per second, one core |
+| 10,000 distinct session names | ${namesSeconds.toFixed(1)} s (${(10_000 / namesSeconds).toFixed(0)} new tokens/s, each a real exchange with the emulator) |
+| sidecar RSS idle | ${rssIdle.toFixed(1)} MiB |
+| sidecar RSS after the load | ${rssAfterLoad.toFixed(1)} MiB |
+| sidecar RSS after 10,000 session names | ${rssAfterNames.toFixed(1)} MiB |
+`
+console.log(report)
+if (values.write) writeFileSync('BENCHMARKS.md', report)
+process.exit(herdExchanges === 1 ? 0 : 1)
