@@ -33,10 +33,11 @@ t.test('serves; SIGTERM lets in-flight requests finish, then exits 0', async (t)
   fake.signal('SIGINT') // a second signal changes nothing
   const response = await inFlight
   t.equal(response.statusCode, 504, 'the in-flight request got its answer')
-  t.equal(response.headers.connection, 'close', 'and its keep-alive connection was let go')
   await response.body.dump()
+  const answered = Date.now()
   await until(() => fake.exits.length > 0, 'the exit')
   t.same(fake.exits, [0])
+  t.ok(Date.now() - answered < 1_000, 'its keep-alive connection did not hold the shutdown up')
 })
 
 t.test('in-flight requests that outlast the shutdown grace: exit 1', async (t) => {

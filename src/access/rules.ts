@@ -70,6 +70,23 @@ export interface AccessOptions {
   skipSecret?: boolean
 }
 
+/** Hosts already judged, per policy: callers send the same few `Host` values again and again. */
+const judged = new WeakMap<AccessPolicy, Map<string, string | undefined>>()
+/** Enough for every name a sidecar answers to; a flood of invented ones just starts it over. */
+const JUDGED_MAX = 64
+
+/** Undefined when the `Host` header is allowed, else the host name (quoted) for the error. */
+function hostRefusal (header: string, policy: AccessPolicy): string | undefined {
+  let memo = judged.get(policy)
+  if (memo === undefined) judged.set(policy, memo = new Map())
+  if (memo.has(header)) return memo.get(header)
+  const host = hostName(header)
+  const refusal = hostAllowed(host, policy) ? undefined : JSON.stringify(host)
+  if (memo.size >= JUDGED_MAX) memo.clear()
+  memo.set(header, refusal)
+  return refusal
+}
+
 /** The first rule the request breaks, as the error to answer with, or undefined. */
 export function checkAccess (headers: IncomingHttpHeaders, policy: AccessPolicy, options: AccessOptions = {}): SidecarError | undefined {
   if (policy.rejectForwarded && (headers['x-forwarded-for'] !== undefined || headers.forwarded !== undefined)) {
@@ -79,8 +96,8 @@ export function checkAccess (headers: IncomingHttpHeaders, policy: AccessPolicy,
   if (required !== undefined && headers[required.name] !== required.value) {
     return new errors.MissingRequiredHeader(`${required.name}: ${required.value}`) as SidecarError
   }
-  const host = hostName(headers.host ?? '')
-  if (!hostAllowed(host, policy)) return new errors.HostNotAllowed(JSON.stringify(host)) as SidecarError
+  const refusal = hostRefusal(headers.host ?? '', policy)
+  if (refusal !== undefined) return new errors.HostNotAllowed(refusal) as SidecarError
   if (headers['sec-fetch-site'] === 'cross-site') return new errors.CrossSiteRequest() as SidecarError
   // A browser sends Origin on cross-origin requests (and on POST, DELETE): it must be this origin.
   const origin = headers.origin

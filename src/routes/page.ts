@@ -95,7 +95,7 @@ export async function pageRoutes (app: FastifyInstance, options: PageRoutesOptio
         current = { token: { accessToken: token.accessToken, expiresIn: token.expiresIn, stale: token.stale } }
       } catch (error) {
         const view = errorView(error)
-        if (view.code === 'INTERNAL_ERROR') request.log.error({ err: error }, 'unexpected error')
+        if (view.code === 'INTERNAL_ERROR') request.log.error({ reqId: request.id, err: error }, 'unexpected error')
         current = { error: view }
       }
     }

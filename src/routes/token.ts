@@ -3,6 +3,7 @@
  * DELETE to drop a cached one. A thin adapter: the work is in `token/cache.ts`.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import fastJson from 'fast-json-stringify'
 import type { TokenRequest } from '../coze/variants.js'
 import { errors, details } from '../errors.js'
 import type { ServedToken } from '../token/cache.js'
@@ -51,29 +52,52 @@ export function toTokenRequest (input: TokenInput, defaults: TokenRequest): Toke
   return request
 }
 
-function sendToken (request: FastifyRequest, reply: FastifyReply, token: ServedToken, format: TokenInput['format']): unknown {
-  reply.header('vary', 'Accept')
-  if (token.stale) reply.header('x-token-stale', 'true')
-  const wantsText = format === 'text' || (format === undefined && request.accepts().type(['json', 'text']) === 'text')
-  if (wantsText) return reply.type('text/plain; charset=utf-8').send(token.accessToken)
-  return reply.type('application/json; charset=utf-8').send({
-    access_token: token.accessToken,
-    token_type: 'Bearer',
-    expires_in: token.expiresIn,
-    expires_at: new Date(token.expiresIn * 1000).toISOString()
-  })
+/**
+ * The token's JSON, serialized by the response schema itself (so an undeclared field cannot
+ * leave), once per token: a cached token is the same object until it is replaced.
+ */
+const serializeToken = fastJson(tokenResponseSchema as unknown as Parameters<typeof fastJson>[0]) as (token: object) => string
+const tokenJson = new WeakMap<ServedToken, string>()
+
+function jsonOf (token: ServedToken): string {
+  const known = tokenJson.get(token)
+  if (known !== undefined) return known
+  const json = serializeToken({ access_token: token.accessToken, token_type: 'Bearer', expires_in: token.expiresIn, expires_at: token.expiresAt })
+  tokenJson.set(token, json)
+  return json
 }
 
-export async function tokenRoutes (app: FastifyInstance): Promise<void> {
-  // Tokens and token errors are never stored by a browser or a proxy.
-  app.addHook('onRequest', async (_request, reply) => {
-    reply.header('cache-control', 'no-store')
-  })
-  // A POST or DELETE without a body means "no fields", like an empty query string.
-  app.addHook('preValidation', async (request) => {
-    if (request.body === undefined || request.body === null) request.body = {}
-  })
+// No `Vary: Accept` although the answer depends on it: it is `no-store`, so no cache keeps it.
+function sendToken (request: FastifyRequest, reply: FastifyReply, token: ServedToken, format: TokenInput['format']): FastifyReply {
+  if (token.stale) reply.header('x-token-stale', 'true')
+  // Negotiation only when the caller asked for something in particular: curl's */* and
+  // browsers' lists with */* at the end get JSON without parsing the header.
+  const accept = request.headers.accept
+  const wantsText = format === 'text' ||
+    (format === undefined && accept !== undefined && accept !== '*/*' && request.accepts().type(['json', 'text']) === 'text')
+  if (wantsText) return reply.type('text/plain; charset=utf-8').send(token.accessToken)
+  return reply.type('application/json; charset=utf-8').send(jsonOf(token))
+}
 
+/**
+ * Answers with the token for `input`: a cached one at once, without a promise (the hot path),
+ * else the one the cache gets from Coze.
+ */
+function serve (app: FastifyInstance, request: FastifyRequest, reply: FastifyReply, input: TokenInput, format: TokenInput['format']): FastifyReply | Promise<FastifyReply> {
+  const tokenRequest = toTokenRequest(input, app.config.defaultRequest)
+  const hit = app.tokens.cached(tokenRequest)
+  if (hit !== undefined) return sendToken(request, reply, hit, format)
+  return app.tokens.get(tokenRequest, app.config.requestDeadlineMs).then((token) => sendToken(request, reply, token, format))
+}
+
+/** A POST or DELETE without a body means "no fields", like an empty query string. */
+function emptyBodyIsNoFields (request: FastifyRequest, _reply: FastifyReply, done: () => void): void {
+  if (request.body === undefined || request.body === null) request.body = {}
+  done()
+}
+
+/** The routes of the guarded scope (src/app.ts), which also marks every answer `no-store`. */
+export async function tokenRoutes (app: FastifyInstance): Promise<void> {
   app.get('/token', {
     schema: {
       summary: 'Get an access token',
@@ -81,28 +105,25 @@ export async function tokenRoutes (app: FastifyInstance): Promise<void> {
       querystring: tokenQuerySchema,
       response: tokenResponses
     }
-  }, async (request, reply) => {
+  }, (request, reply) => {
     const input = request.query as TokenInput
-    const token = await app.tokens.get(toTokenRequest(input, app.config.defaultRequest), app.config.requestDeadlineMs)
-    return sendToken(request, reply, token, input.format)
+    return serve(app, request, reply, input, input.format)
   })
 
   app.post('/token', {
     bodyLimit: TOKEN_BODY_LIMIT,
+    preValidation: emptyBodyIsNoFields,
     schema: {
       summary: 'Get an access token (with scope or session_context)',
       querystring: { type: 'object', additionalProperties: false, properties: { format: tokenQuerySchema.properties.format } },
       body: tokenBodySchema,
       response: tokenResponses
     }
-  }, async (request, reply) => {
-    const input = request.body as TokenInput
-    const token = await app.tokens.get(toTokenRequest(input, app.config.defaultRequest), app.config.requestDeadlineMs)
-    return sendToken(request, reply, token, (request.query as TokenInput).format)
-  })
+  }, (request, reply) => serve(app, request, reply, request.body as TokenInput, (request.query as TokenInput).format))
 
   app.delete('/token', {
     bodyLimit: TOKEN_BODY_LIMIT,
+    preValidation: emptyBodyIsNoFields,
     schema: {
       summary: 'Drop a cached token',
       description: 'The next request for these selectors gets a new token from Coze: after a 4100 that follows a revocation.',

@@ -59,6 +59,8 @@ export interface ServedToken {
   accessToken: string
   /** Absolute expiry in Unix seconds, exactly as Coze gave it. */
   expiresIn: number
+  /** The same instant in RFC 3339, formatted once per token. */
+  expiresAt: string
   /** True when a refresh is failing and this is the previous token, still valid. */
   stale: boolean
 }
@@ -82,6 +84,10 @@ export interface CacheStats {
 interface Held {
   accessToken: string
   expiresIn: number
+  expiresAt: string
+  /** What callers get, made once per token: fresh, and stale while a refresh fails. */
+  fresh: ServedToken
+  stale: ServedToken
   /** Monotonic ms: when the request that got it was sent. */
   mintedAt: number
   /** Monotonic ms: handed out until then. */
@@ -166,15 +172,9 @@ export class TokenCache {
   async get (request: TokenRequest, deadlineMs: number): Promise<ServedToken> {
     const now = this.#clock.monotonic()
     const entry = this.#entry(request)
+    const hit = this.#hit(entry, now)
+    if (hit !== undefined) return hit
     const held = entry.token
-    if (held !== undefined && now < held.serveUntil) {
-      this.stats.hits++
-      entry.usedFromCache = true
-      // The timer normally refreshes; this covers a token asked for after its timer decided
-      // nobody was using it.
-      if (now >= held.refreshAt) this.#refreshInBackground(entry)
-      return served(held, false)
-    }
     const stale = held !== undefined && now < held.staleUntil ? held : undefined
     // A refresh is under way: the token it replaces is still valid, so nobody waits for Coze.
     if (stale !== undefined && entry.flight !== undefined) return this.#serveStale(stale)
@@ -187,12 +187,32 @@ export class TokenCache {
     try {
       const flight = entry.flight ?? this.#startLimited(entry)
       const fresh = await this.#wait(entry, flight, deadlineMs)
-      if (this.#clock.monotonic() < fresh.staleUntil) return served(fresh, false)
+      if (this.#clock.monotonic() < fresh.staleUntil) return fresh.fresh
       throw details(new errors.UpstreamTimeout('the new token expired before it could be handed out'), { retryAfter: 1 })
     } catch (error) {
       if (stale !== undefined && this.#clock.monotonic() < stale.staleUntil) return this.#serveStale(stale)
       throw error
     }
+  }
+
+  /**
+   * The cached token for `request` while it has its serve margin left, or undefined: the hot
+   * path, without a promise. When undefined, {@link get} fetches one.
+   */
+  cached (request: TokenRequest): ServedToken | undefined {
+    const entry = this.#entries.get(cacheKey(request))
+    return entry === undefined ? undefined : this.#hit(entry, this.#clock.monotonic())
+  }
+
+  #hit (entry: Entry, now: number): ServedToken | undefined {
+    const held = entry.token
+    if (held === undefined || now >= held.serveUntil) return undefined
+    this.stats.hits++
+    entry.usedFromCache = true
+    // The timer normally refreshes; this covers a token asked for after its timer decided
+    // nobody was using it.
+    if (now >= held.refreshAt) this.#refreshInBackground(entry)
+    return held.fresh
   }
 
   /** What is cached for `request`, without starting an exchange. */
@@ -203,7 +223,7 @@ export class TokenCache {
     const held = entry.token !== undefined && now < entry.token.staleUntil ? entry.token : undefined
     const error = entry.lastError === undefined ? undefined : fromExchangeError(entry.lastError)
     return {
-      ...(held === undefined ? {} : { token: served(held, now >= held.serveUntil) }),
+      ...(held === undefined ? {} : { token: now >= held.serveUntil ? held.stale : held.fresh }),
       ...(error === undefined ? {} : { error })
     }
   }
@@ -256,7 +276,7 @@ export class TokenCache {
 
   #serveStale (held: Held): ServedToken {
     this.stats.staleServed++
-    return served(held, true)
+    return held.stale
   }
 
   /** A new exchange for a caller, if the rate limit allows one now. */
@@ -378,9 +398,11 @@ export class TokenCache {
       })
     }
     const expiresAt = sentAt + lifetime
+    const token = { accessToken: issued.accessToken, expiresIn: issued.expiresIn, expiresAt: new Date(issued.expiresIn * 1000).toISOString() }
     return {
-      accessToken: issued.accessToken,
-      expiresIn: issued.expiresIn,
+      ...token,
+      fresh: Object.freeze({ ...token, stale: false }),
+      stale: Object.freeze({ ...token, stale: true }),
       mintedAt: sentAt,
       serveUntil: expiresAt - serveMargin(lifetime),
       staleUntil: expiresAt - staleFloor(lifetime),
@@ -460,18 +482,16 @@ export class TokenCache {
   }
 }
 
-function served (held: Held, stale: boolean): ServedToken {
-  return { accessToken: held.accessToken, expiresIn: held.expiresIn, stale }
-}
-
 function secondsUntil (at: number, now: number): number {
   return Math.max(1, Math.ceil((at - now) / 1000))
 }
 
 /**
- * The cache key: every field that changes the token Coze would issue. Field order in the caller's
- * JSON does not matter (keys are sorted); the hash keeps long scopes from bloating the cache.
+ * The cache key: every field that changes the token Coze would issue, as canonical JSON (keys
+ * sorted, so field order does not matter). Long ones (scopes) are hashed so they cannot bloat the
+ * cache; a hash never starts with `{`, so it cannot equal a short key.
  */
 export function cacheKey (request: TokenRequest): string {
-  return createHash('sha256').update(stringify(request)).digest('base64url')
+  const json = stringify(request) as string
+  return json.length <= 256 ? json : createHash('sha256').update(json).digest('base64url')
 }

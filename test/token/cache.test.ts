@@ -69,12 +69,15 @@ t.test('1,000 concurrent callers on a cold cache share one exchange', async (t) 
 
 t.test('a cached token is served without asking Coze again', async (t) => {
   const { cache, calls } = setup()
+  t.equal(cache.cached(DEFAULT), undefined, 'nothing cached yet')
   const first = await cache.get(DEFAULT, 5_000)
+  t.equal(cache.cached({ ttl: 900 }), first, 'the hot path, without a promise: the same object')
+  t.equal(first.expiresAt, new Date(first.expiresIn * 1000).toISOString())
   const second = await cache.get({ ttl: 900 }, 5_000)
   t.equal(second.accessToken, first.accessToken)
   t.equal(second.stale, false)
   t.equal(calls.length, 1)
-  t.equal(cache.stats.hits, 1)
+  t.equal(cache.stats.hits, 2)
 })
 
 t.test('each distinct request has its own token; session names never mix', async (t) => {
@@ -95,6 +98,9 @@ t.test('each distinct request has its own token; session names never mix', async
   const again = await cache.get({ sessionName: 'alice', ttl: 900 }, 5_000)
   t.equal(again.accessToken, tokens[1]?.accessToken, 'field order does not change the key')
   t.equal(cacheKey({ ttl: 900, sessionName: 'a' }), cacheKey({ sessionName: 'a', ttl: 900 }))
+  const longScope = { ttl: 900, scope: { account_permission: { permission_list: Array.from({ length: 40 }, (_, i) => `permission-${i}`) } } }
+  t.match(cacheKey(longScope), /^[\w-]{43}$/, 'a long request is keyed by its hash')
+  t.equal(cacheKey(longScope), cacheKey(structuredClone(longScope)))
 })
 
 t.test('a token is handed out only while its serve margin remains, then replaced', async (t) => {
@@ -426,7 +432,7 @@ t.test('past the serve margin with a refresh already under way: the valid token,
   await until(gate.started, 'the background refresh')
   clock.advance(130_000) // 850 s: inside the serve margin, Coze still thinking
   const during = await cache.get(DEFAULT, 5_000)
-  t.same(during, { accessToken: first.accessToken, expiresIn: first.expiresIn, stale: true })
+  t.same(during, { ...first, stale: true })
   t.equal(calls.length, 2, 'no second exchange')
   gate.release({ accessToken: 'held-token', expiresIn: Math.floor(clock.now() / 1000) + 900 })
   await tick()
@@ -439,7 +445,7 @@ t.test('past the serve margin, Coze refusing the new one: the still-valid token 
   clock.advance(850_000)
   steps.push(fail('refused', { status: 403, errorCode: 'access_deny' }))
   const stale = await cache.get(DEFAULT, 5_000)
-  t.same(stale, { accessToken: first.accessToken, expiresIn: first.expiresIn, stale: true })
+  t.same(stale, { ...first, stale: true })
 })
 
 t.test('a token that arrives already past its life (Coze took longer than the token lives) is not handed out', async (t) => {
