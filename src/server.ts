@@ -70,5 +70,8 @@ export async function main (proc: ProcessLike): Promise<FastifyInstance | undefi
   return app
 }
 
-/* c8 ignore next - true only under `node dist/server.js`; test/server.test.ts runs that as a process */
-if (isEntryPoint(import.meta.url, process.argv[1])) await main(process)
+/* c8 ignore next 4 - true only under `node dist/server.js`; test/server.test.ts runs that as a process */
+if (isEntryPoint(import.meta.url, process.argv[1])) {
+  process.title = 'coze-token-sidecar' // what ps shows: a name, never a setting
+  await main(process)
+}

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import t from 'tap'
 import { request } from 'undici'
@@ -98,6 +99,8 @@ t.test('as a process: serves, and a real SIGTERM exits 0', async (t) => {
   const token = await request(`${address}/token?format=text`)
   t.equal(token.statusCode, 200)
   t.match(await token.body.text(), /^czs_/)
+  const cmdline = readFileSync(`/proc/${String(child.pid)}/cmdline`, 'utf8').replaceAll('\0', ' ').trim()
+  t.equal(cmdline, 'coze-token-sidecar', 'ps shows a name, nothing of the settings')
   child.kill('SIGTERM')
   const run = await exited
   t.equal(run.code, 0)
