@@ -269,7 +269,8 @@ async function serviceTests (): Promise<void> {
     if (!await becomesHealthy(t, name)) return
 
     const user = await run('docker', ['exec', name, 'sh', '-c', 'id -u; id -un; tr "\\0" " " < /proc/1/cmdline'])
-    t.same(user.stdout.trim().split('\n'), ['1000', 'node', 'node dist/server.js'], 'runs as node (uid 1000), and node is PID 1')
+    // The service names itself in ps (process.title), so PID 1's command line is that name.
+    t.same(user.stdout.trim().split('\n'), ['1000', 'node', 'coze-token-sidecar'], 'runs as node (uid 1000), and the service is PID 1')
 
     // Inside: what an app in the same pod does. PORT and the secret come from the container's env.
     const fetchInside = [
