@@ -6,7 +6,7 @@
  * half; without, it makes a new key pair and writes the private key where the sidecar can read it.
  */
 import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto'
-import { mkdir, readFile, writeFile } from 'node:fs/promises'
+import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises'
 import { dirname, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import Fastify, { type FastifyInstance } from 'fastify'
@@ -78,6 +78,7 @@ export async function main (args: string[], proc: ProcessLike): Promise<FastifyI
     privateKeyFile = resolve(proc.cwd(), '.demo', 'emulator-private-key.pem')
     await mkdir(dirname(privateKeyFile), { recursive: true, mode: 0o700 })
     await writeFile(privateKeyFile, pair.privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 })
+    await chmod(privateKeyFile, 0o600) // writeFile's mode applies only to a new file
     publicKey = pair.publicKey
   } else {
     let pem: string

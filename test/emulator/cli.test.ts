@@ -1,4 +1,4 @@
-import { writeFileSync, statSync } from 'node:fs'
+import { mkdirSync, writeFileSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import t from 'tap'
 import { request } from 'undici'
@@ -20,6 +20,9 @@ function printedSettings (stdout: string): { COZE_API_BASE: string, COZE_APP_ID:
 
 t.test('without a key: makes one, prints how to run the sidecar, and the sidecar gets tokens from it', async (t) => {
   const cwd = tempDir(t)
+  // A key file left readable by an earlier run is made private again.
+  mkdirSync(join(cwd, '.demo'))
+  writeFileSync(join(cwd, '.demo', 'emulator-private-key.pem'), 'old', { mode: 0o644 })
   const { proc, fake } = fakeProcess(t, {}, cwd)
   const emulator = await main(['--port', '0'], proc)
   t.ok(emulator)
