@@ -7,7 +7,9 @@
  * throw details(new errors.InvalidParameter('ttl must be an integer from 1 to 86399'), { field: 'ttl' })
  */
 import createError, { type FastifyError } from '@fastify/error'
-import type { ExchangeError } from './coze/exchange.js'
+import { ExchangeError } from './coze/exchange.js'
+import { SelectionError } from './credentials/errors.js'
+import { TokenError } from './token/errors.js'
 
 /** What Coze said when it refused or failed, as far as it said anything. */
 export interface CozeDetails {
@@ -63,6 +65,8 @@ export const errors = {
   MissingRequiredHeader: createError('MISSING_REQUIRED_HEADER', 'the header %s is required', 403),
   /** Too many new exchanges (`SIDECAR_EXCHANGE_RATE`); cached tokens are still served. */
   ExchangeRateLimited: createError('EXCHANGE_RATE_LIMITED', 'too many new tokens asked for; try again after Retry-After (cached tokens are still served)', 429),
+  /** A static token credential whose `expires_at` has passed. */
+  CredentialExpired: createError('CREDENTIAL_EXPIRED', '%s', 503),
   /** `/readyz`: no token can be had for the default request. */
   NotReady: createError('NOT_READY', 'not ready: %s', 503),
   /** No such route. */
@@ -105,6 +109,27 @@ export function fromExchangeError (error: ExchangeError, retryAfter?: number): S
     ...(Object.keys(coze).length === 0 ? {} : { coze }),
     ...(retryAfter === undefined ? {} : { retryAfter })
   }) as SidecarError
+}
+
+/**
+ * The answer for an error of the domain (`token/`, `coze/`, `credentials/`) or of the catalogue,
+ * or undefined for anything else (a bug, or one of Fastify's own).
+ */
+export function toSidecarError (error: unknown): SidecarError | undefined {
+  if (error instanceof TokenError) {
+    const retry = error.retryAfter === undefined ? {} : { retryAfter: error.retryAfter }
+    switch (error.kind) {
+      case 'exchange': return fromExchangeError(error.cause as ExchangeError, error.retryAfter)
+      case 'deadline': return details(new errors.UpstreamTimeout(error.message), retry) as SidecarError
+      case 'rate_limited': return details(new errors.ExchangeRateLimited(), retry) as SidecarError
+      case 'expired': return new errors.CredentialExpired(error.message) as SidecarError
+    }
+  }
+  if (error instanceof ExchangeError) return fromExchangeError(error)
+  if (error instanceof SelectionError) return details(new errors.InvalidParameter(error.message), { field: error.field }) as SidecarError
+  // Already an answer of the catalogue (Fastify's own errors are handled by the error handler).
+  if (isSidecarError(error) && !error.code.startsWith('FST_')) return error
+  return undefined
 }
 
 /** True for the errors of the catalogue above (and Fastify's own, which share the shape). */

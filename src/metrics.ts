@@ -1,88 +1,103 @@
 /**
  * Prometheus metrics, on a registry of the app's own (never prom-client's global one, so that
- * several apps in one process, as in tests, do not collide).
+ * several apps in one process, as in tests, do not collide). Every series is labelled with the
+ * credential's name, `app`.
  *
  * Counted as they happen: exchanges by variant and outcome, their latency, upstream errors by
- * Coze's `error_code`. Read at scrape time from the cache: hits, misses, evictions, stale and
- * rate-limited answers, tokens cached, seconds until the default token expires, clock skew.
+ * Coze's `error_code`. Read at scrape time from each credential's cache: hits, misses,
+ * evictions, stale and rate-limited answers, tokens cached, seconds until the default token
+ * expires, clock skew.
  *
  * @example
- * const metrics = new Metrics({ cache, defaultRequest, clock })
- * metrics.observe(report) // from the cache's onExchange
+ * const metrics = new Metrics({ credentials: () => registry.all(), clock })
+ * metrics.observe('default', report) // from the cache's onExchange
  * reply.type(metrics.contentType).send(await metrics.text())
  */
+import type { FastifyInstance } from 'fastify'
+import fp from 'fastify-plugin'
 import { Counter, Gauge, Histogram, Registry } from 'prom-client'
 import type { Clock } from './clock.js'
-import type { TokenRequest } from './coze/variants.js'
-import type { ExchangeReport, TokenCache } from './token/cache.js'
+import type { Credential, TokenSource } from './credentials/credential.js'
+import type { ExchangeReport } from './token/cache.js'
 
 export interface MetricsOptions {
-  cache: TokenCache
-  defaultRequest: TokenRequest
+  /** The credentials to read at scrape time. */
+  credentials: () => Credential[]
   clock: Clock
 }
 
 export class Metrics {
   readonly registry = new Registry()
-  readonly #exchanges: Counter<'variant' | 'outcome'>
-  readonly #duration: Histogram<'variant'>
-  readonly #upstreamErrors: Counter<'error_code'>
+  readonly #exchanges: Counter<'app' | 'variant' | 'outcome'>
+  readonly #duration: Histogram<'app' | 'variant'>
+  readonly #upstreamErrors: Counter<'app' | 'error_code'>
 
-  constructor ({ cache, defaultRequest, clock }: MetricsOptions) {
+  constructor ({ credentials, clock }: MetricsOptions) {
     const registers = [this.registry]
     this.#exchanges = new Counter({
       name: 'coze_token_exchanges_total',
-      help: 'Token exchange attempts with Coze, by variant and outcome (ok, refused, unavailable, rate_limited, bad_response, unreachable, timeout).',
-      labelNames: ['variant', 'outcome'],
+      help: 'Token exchange attempts with Coze, by credential, variant and outcome (ok, refused, unavailable, rate_limited, bad_response, unreachable, timeout).',
+      labelNames: ['app', 'variant', 'outcome'],
       registers
     })
     this.#duration = new Histogram({
       name: 'coze_token_exchange_duration_seconds',
       help: 'Time from sending a token request to Coze\'s answer (or the failure).',
-      labelNames: ['variant'],
+      labelNames: ['app', 'variant'],
       buckets: [0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers
     })
     this.#upstreamErrors = new Counter({
       name: 'coze_token_upstream_errors_total',
       help: 'Failed exchanges by Coze\'s error_code; failures without one by kind (e.g. unreachable, timeout, http_503).',
-      labelNames: ['error_code'],
+      labelNames: ['app', 'error_code'],
       registers
     })
-    const fromStats = (name: string, help: string, read: () => number): void => {
-      // A counter kept by the cache, copied at scrape time.
-      const counter: Counter = new Counter({ name, help, registers, collect: () => { counter.reset(); counter.inc(read()) } })
+    /** A metric read per credential at scrape time; undefined leaves that credential out. */
+    const perApp = (kind: 'counter' | 'gauge', name: string, help: string, read: (tokens: TokenSource, credential: Credential) => number): void => {
+      const Metric = kind === 'counter' ? Counter : Gauge
+      const metric: Counter<'app'> | Gauge<'app'> = new Metric({
+        name,
+        help,
+        labelNames: ['app'],
+        registers,
+        collect: () => {
+          metric.reset()
+          for (const credential of credentials()) {
+            const value = read(credential.tokens, credential)
+            if (metric instanceof Counter) metric.inc({ app: credential.name }, value)
+            else metric.set({ app: credential.name }, value)
+          }
+        }
+      })
     }
-    fromStats('coze_token_cache_hits_total', 'Tokens handed out from the cache.', () => cache.stats.hits)
-    fromStats('coze_token_cache_misses_total', 'Callers that waited for an exchange.', () => cache.stats.misses)
-    fromStats('coze_token_cache_evictions_total', 'Cached tokens dropped to stay within SIDECAR_CACHE_MAX.', () => cache.stats.evictions)
-    fromStats('coze_token_stale_served_total', 'Still-valid tokens handed out while their refresh was failing.', () => cache.stats.staleServed)
-    fromStats('coze_token_rate_limited_total', 'Callers refused by the exchange rate limit.', () => cache.stats.rateLimited)
-    const gauge = (name: string, help: string, read: () => number): void => {
-      const metric: Gauge = new Gauge({ name, help, registers, collect: () => { metric.set(read()) } })
-    }
-    gauge('coze_token_cached_tokens', 'Distinct requests (session names, variants, ttls) in the cache.', () => cache.size)
+    perApp('counter', 'coze_token_cache_hits_total', 'Tokens handed out from the cache.', (tokens) => tokens.stats.hits)
+    perApp('counter', 'coze_token_cache_misses_total', 'Callers that waited for an exchange.', (tokens) => tokens.stats.misses)
+    perApp('counter', 'coze_token_cache_evictions_total', 'Cached tokens dropped to stay within SIDECAR_CACHE_MAX.', (tokens) => tokens.stats.evictions)
+    perApp('counter', 'coze_token_stale_served_total', 'Still-valid tokens handed out while their refresh was failing.', (tokens) => tokens.stats.staleServed)
+    perApp('counter', 'coze_token_rate_limited_total', 'Callers refused by the exchange rate limit.', (tokens) => tokens.stats.rateLimited)
+    perApp('gauge', 'coze_token_cached_tokens', 'Distinct requests (session names, variants, ttls) in the cache.', (tokens) => tokens.size)
     // NaN is Prometheus' "no value": a 0 would read as "expires now" or "no skew".
-    gauge('coze_token_default_expiry_seconds', 'Seconds until the default token expires (NaN while there is none).', () => {
-      const token = cache.status(defaultRequest).token
-      return token === undefined ? NaN : token.expiresIn - clock.now() / 1000
+    perApp('gauge', 'coze_token_default_expiry_seconds', 'Seconds until the default token expires (NaN while there is none, or for a static token without an expiry).', (tokens, credential) => {
+      const expiresIn = tokens.status(credential.defaultRequest).token?.expiresIn
+      return expiresIn === undefined ? NaN : expiresIn - clock.now() / 1000
     })
-    gauge('coze_token_clock_skew_seconds', 'Coze\'s clock minus ours, from the Date header of its last answer (NaN before one).', () =>
-      cache.skewMs === undefined ? NaN : cache.skewMs / 1000)
-    gauge('process_resident_memory_bytes', 'Resident memory of the sidecar process.', () => process.memoryUsage.rss())
+    perApp('gauge', 'coze_token_clock_skew_seconds', 'Coze\'s clock minus ours, from the Date header of its last answer (NaN before one).', (tokens) =>
+      tokens.skewMs === undefined ? NaN : tokens.skewMs / 1000)
+    const rss: Gauge = new Gauge({ name: 'process_resident_memory_bytes', help: 'Resident memory of the sidecar process.', registers, collect: () => { rss.set(process.memoryUsage.rss()) } })
   }
 
   get contentType (): string {
     return this.registry.contentType
   }
 
-  /** Counts one exchange attempt. */
-  observe (report: ExchangeReport): void {
-    this.#exchanges.inc({ variant: report.variant, outcome: report.outcome })
-    this.#duration.observe({ variant: report.variant }, report.durationMs / 1000)
+  /** Counts one exchange attempt of credential `app`. */
+  observe (app: string, report: ExchangeReport): void {
+    this.#exchanges.inc({ app, variant: report.variant, outcome: report.outcome })
+    this.#duration.observe({ app, variant: report.variant }, report.durationMs / 1000)
     const error = report.error
     if (error !== undefined) {
-      this.#upstreamErrors.inc({ error_code: error.errorCode ?? (error.status === undefined ? error.kind : `http_${error.status}`) })
+      this.#upstreamErrors.inc({ app, error_code: error.errorCode ?? (error.status === undefined ? error.kind : `http_${error.status}`) })
     }
   }
 
@@ -91,3 +106,14 @@ export class Metrics {
     return await this.registry.metrics()
   }
 }
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    metrics: Metrics
+  }
+}
+
+/** Decorates the app with its {@link Metrics}, reading the credentials registered after it. */
+export const metricsPlugin = fp(async function metrics (app: FastifyInstance, options: { clock: Clock }) {
+  app.decorate('metrics', new Metrics({ credentials: () => app.credentials.all(), clock: options.clock }))
+}, { name: 'metrics', fastify: '5.x' })

@@ -18,6 +18,7 @@ import { ConfigError } from './errors.js'
 
 export const USAGE = `usage: coze-token [options]
 
+  --app NAME             the credential to use (SIDECAR_DEFAULT_APP, or the only one, when absent)
   --session-name NAME    a token for this session name (Coze isolates conversations per name)
   --account-id ID        cross-account: the account or organization id
   --enterprise-id ID     enterprise privileged app: the enterprise id
@@ -31,6 +32,7 @@ coze_oauth_config.json), COZE_API_BASE...; see the README.
 `
 
 const SELECTORS = {
+  app: 'app',
   'session-name': 'session_name',
   'account-id': 'account_id',
   'enterprise-id': 'enterprise_id',

@@ -65,8 +65,8 @@ export async function main (proc: ProcessLike): Promise<FastifyInstance | undefi
     }, /* c8 ignore next */ () => proc.exit(1))
   }
   for (const signal of ['SIGTERM', 'SIGINT'] as const) proc.on(signal, () => stop(signal))
-  // SIGHUP: re-read the key (and coze_oauth_config.json) without a restart.
-  proc.on('SIGHUP', () => { app.reloadKey().catch(/* c8 ignore next - reloadKey catches */ () => {}) })
+  // SIGHUP: re-read every credential (keys, console files, the folder) without a restart.
+  proc.on('SIGHUP', () => { app.credentials.reload().catch(/* c8 ignore next - reload catches */ () => {}) })
   return app
 }
 

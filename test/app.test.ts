@@ -6,7 +6,7 @@ import { startEmulator, startSidecar } from './fixtures/harness.js'
 t.test('a bug answers 500 INTERNAL_ERROR with no details; the details go to the log', async (t) => {
   const emulator = await startEmulator(t)
   const { app, logs } = await startSidecar(t, emulator)
-  app.tokens.get = async () => { throw new TypeError('secret internals') }
+  app.credentials.select().tokens.get = async () => { throw new TypeError('secret internals') }
   for (const url of ['/token', '/readyz']) {
     const response = await app.inject(url)
     t.equal(response.statusCode, 500, url)

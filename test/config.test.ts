@@ -3,6 +3,7 @@ import { join } from 'node:path'
 import t from 'tap'
 import { buildApp } from '../src/app.js'
 import type { Env } from '../src/config.js'
+import type { JwtSpec } from '../src/credentials/sources.js'
 import { ConfigError } from '../src/errors.js'
 import { keys, pemBody } from './fixtures/keys.js'
 import { KID, tempDir } from './fixtures/harness.js'
@@ -23,11 +24,13 @@ async function startupError (env: Env, cwd: string): Promise<ConfigError> {
   throw new Error('the app started')
 }
 
+/** Starts an app and returns its `default` credential's spec (as `config`) and its logs. */
 async function startedConfig (env: Env, cwd: string) {
   const logs = new LogCapture()
   const app = buildApp({ env, cwd, logStream: logs })
   await app.ready()
-  const config = app.config
+  const credential = app.credentials.select('default')
+  const config = { ...app.config, ...(credential.spec as JwtSpec), defaultRequest: credential.defaultRequest, oauthConfigFile: credential.spec.files.find((file) => file.endsWith('.json')) }
   await app.close()
   return { config, logs }
 }
@@ -175,7 +178,8 @@ t.test('coze_oauth_config.json: the console\'s file is all a user needs; the env
   const sparse = join(tempDir(t), 'sparse.json')
   writeFileSync(sparse, JSON.stringify({ client_type: 'jwt', client_id: '8', public_key_id: null, private_key: '' }))
   const error = await startupError({ COZE_OAUTH_CONFIG: sparse }, dir)
-  t.equal(error.setting, 'COZE_KEY_ID', 'empty fields count as missing')
+  t.equal(error.setting, 'COZE_OAUTH_CONFIG', 'empty fields count as missing')
+  t.match(error.message, /has no public_key_id \(the public key fingerprint, 公钥指纹\); add it from the Coze console, or set COZE_KEY_ID/)
 })
 
 t.test('a read that fails without an errno still names the file', async (t) => {

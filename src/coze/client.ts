@@ -3,7 +3,7 @@
  * answer checked. The signer is read on every call, so a reloaded key takes effect at once.
  *
  * @example
- * const client = new CozeTokenClient({ http, signer: () => current, clock })
+ * const client = new CozeTokenClient({ target: () => ({ http, signer }), clock })
  * const issued = await client.requestToken({ ttl: 900, sessionName: 'user-42' })
  */
 import type { Clock } from '../clock.js'
@@ -11,9 +11,14 @@ import { exchangeJwt, type ExchangeHttp, type IssuedToken } from './exchange.js'
 import { signTokenJwt, type JwtSigner } from './jwt.js'
 import { tokenBody, tokenPath, type TokenRequest } from './variants.js'
 
-export interface CozeTokenClientOptions {
+/** Where a token request goes and who signs it: read on every call, so a reload takes effect at once. */
+export interface TokenTarget {
   http: ExchangeHttp
-  signer: () => JwtSigner
+  signer: JwtSigner
+}
+
+export interface CozeTokenClientOptions {
+  target: () => TokenTarget
   clock: Clock
 }
 
@@ -25,9 +30,9 @@ export class CozeTokenClient {
   }
 
   /** One attempt with one new JWT. Throws `ExchangeError` when Coze does not issue a token. */
-  async requestToken (request: TokenRequest): Promise<IssuedToken> {
-    const { http, signer, clock } = this.#options
-    const jwt = await signTokenJwt(signer(), clock.now(), {
+  async requestToken (request: TokenRequest, target: TokenTarget = this.#options.target()): Promise<IssuedToken> {
+    const { http, signer } = target
+    const jwt = await signTokenJwt(signer, this.#options.clock.now(), {
       ...(request.sessionName === undefined ? {} : { sessionName: request.sessionName }),
       ...(request.sessionContext === undefined ? {} : { sessionContext: request.sessionContext })
     })

@@ -66,6 +66,21 @@ export class ExchangeError extends Error {
     Object.assign(this, extra)
   }
 
+  /**
+   * The same failure with a sentence added for whoever reads it: what the sidecar found out
+   * about the cause (the key is registered in the other region, say).
+   */
+  withHint (hint: string): ExchangeError {
+    const copy = new ExchangeError(this.kind, `${this.message}; ${hint}`, {
+      ...(this.status === undefined ? {} : { status: this.status }),
+      ...(this.errorCode === undefined ? {} : { errorCode: this.errorCode }),
+      ...(this.errorMessage === undefined ? {} : { errorMessage: this.errorMessage }),
+      ...(this.logid === undefined ? {} : { logid: this.logid }),
+      ...(this.retryAfterMs === undefined ? {} : { retryAfterMs: this.retryAfterMs })
+    })
+    return copy
+  }
+
   /** Network errors, timeouts, 5xx, 429 and garbled answers may pass; Coze's refusals will not. */
   get retryable (): boolean {
     return this.kind !== 'refused'

@@ -38,24 +38,97 @@ export interface TokenRequest {
 
 export type Variant = 'developer' | 'channel' | 'cross-account' | 'enterprise'
 
+/** An id that a variant puts into the token path: which field carries it, and what it looks like. */
+export interface VariantId {
+  /** The caller's field (query, body, header suffix, CLI option): `account_id`. */
+  readonly field: 'account_id' | 'enterprise_id'
+  /** The {@link TokenRequest} field. */
+  readonly request: 'accountId' | 'enterpriseId'
+  /** The setting that makes it the default. */
+  readonly setting: 'COZE_ACCOUNT_ID' | 'COZE_ENTERPRISE_ID'
+  /** The token path's segment before the id. */
+  readonly segment: 'account' | 'enterprise_id'
+  /**
+   * What an id may look like. It goes into a URL path, so no `/`, and never only dots: `.` and
+   * `..` would be dot segments that rewrite the path to another variant's endpoint.
+   */
+  readonly pattern: string
+  /** What a valid id is, in words, for errors. */
+  readonly hint: string
+  /** The noun the page uses: "account 7351". */
+  readonly noun: string
+}
+
+export interface VariantSpec {
+  readonly name: Variant
+  readonly label: string
+  readonly id?: VariantId
+}
+
+/**
+ * The four variants (reference §1, §3): a table that the schemas, the command line, the page and
+ * the path builder read. A variant with an id is chosen by that id; otherwise `scope` makes a
+ * developer request a channel one.
+ */
+export const VARIANTS: readonly VariantSpec[] = [
+  { name: 'developer', label: 'Developer' },
+  { name: 'channel', label: 'Channel' },
+  {
+    name: 'cross-account',
+    label: 'Cross-account',
+    id: {
+      field: 'account_id',
+      request: 'accountId',
+      setting: 'COZE_ACCOUNT_ID',
+      segment: 'account',
+      pattern: '^[0-9]{1,20}$',
+      hint: 'a numeric Coze account or organization id (digits only, at most 20)',
+      noun: 'account'
+    }
+  },
+  {
+    name: 'enterprise',
+    label: 'Enterprise privileged app',
+    id: {
+      field: 'enterprise_id',
+      request: 'enterpriseId',
+      setting: 'COZE_ENTERPRISE_ID',
+      segment: 'enterprise_id',
+      pattern: '^(?!\\.{1,2}$)[A-Za-z0-9_.:*-]{1,128}$',
+      hint: 'an enterprise id: letters, digits and _ . : * - only, at most 128, not . or ..',
+      noun: 'enterprise'
+    }
+  }
+]
+
+/** The variants that take an id, in the table's order: cross-account, enterprise. */
+export const ID_VARIANTS = VARIANTS.filter((variant) => variant.id !== undefined) as
+  unknown as readonly [VariantSpec & { id: VariantId }, VariantSpec & { id: VariantId }]
+
 export const GRANT_TYPE = 'urn:ietf:params:oauth:grant-type:jwt-bearer'
 
-/** The variant a request selects. A scope is what makes a developer request a channel one. */
+/** The id variant a request selects, if any. */
+function idVariantOf (request: TokenRequest): (VariantSpec & { id: VariantId }) | undefined {
+  return ID_VARIANTS.find((variant) => request[variant.id.request] !== undefined)
+}
+
+/** The variant a request selects. */
 export function variantOf (request: TokenRequest): Variant {
-  if (request.accountId !== undefined) return 'cross-account'
-  if (request.enterpriseId !== undefined) return 'enterprise'
-  return request.scope === undefined ? 'developer' : 'channel'
+  return idVariantOf(request)?.name ?? (request.scope === undefined ? 'developer' : 'channel')
+}
+
+/** The variant of a request, in words: "Cross-account, account 7351". */
+export function variantLabel (request: Pick<TokenRequest, 'accountId' | 'enterpriseId'>): string {
+  const variant = idVariantOf(request as TokenRequest)
+  if (variant === undefined) return 'Developer'
+  return `${variant.label}, ${variant.id.noun} ${String(request[variant.id.request])}`
 }
 
 /** The token endpoint's path for the request's variant. */
 export function tokenPath (request: TokenRequest): string {
-  if (request.accountId !== undefined) {
-    return `/api/permission/oauth2/account/${encodeURIComponent(request.accountId)}/token`
-  }
-  if (request.enterpriseId !== undefined) {
-    return `/api/permission/oauth2/enterprise_id/${encodeURIComponent(request.enterpriseId)}/token`
-  }
-  return '/api/permission/oauth2/token'
+  const variant = idVariantOf(request)
+  if (variant === undefined) return '/api/permission/oauth2/token'
+  return `/api/permission/oauth2/${variant.id.segment}/${encodeURIComponent(request[variant.id.request] as string)}/token`
 }
 
 export interface TokenRequestBody {

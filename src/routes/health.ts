@@ -4,7 +4,7 @@
  * it would answer with 503s. They are separate because restarting a sidecar does not fix Coze.
  */
 import type { FastifyInstance } from 'fastify'
-import { details, errors, isSidecarError } from '../errors.js'
+import { details, errors, toSidecarError } from '../errors.js'
 import { errorResponseSchema } from './schemas.js'
 
 const statusSchema = {
@@ -26,14 +26,20 @@ export async function healthRoutes (app: FastifyInstance): Promise<void> {
       response: { 200: statusSchema, 503: errorResponseSchema }
     }
   }, async () => {
-    try {
-      await app.tokens.get(app.config.defaultRequest, app.config.requestDeadlineMs)
-    } catch (error) {
-      if (!isSidecarError(error)) throw error
-      throw details(new errors.NotReady(`no token for the default request: ${error.message}`), {
-        ...(error.coze === undefined ? {} : { coze: error.coze }),
-        ...(error.retryAfter === undefined ? {} : { retryAfter: error.retryAfter })
-      })
+    // The default credential; with several and none the default, every one of them.
+    const registry = app.credentials
+    const targets = registry.defaultName === undefined ? registry.all() : [registry.select()]
+    for (const credential of targets) {
+      try {
+        await credential.tokens.get(credential.defaultRequest, app.config.requestDeadlineMs)
+      } catch (caught) {
+        const error = toSidecarError(caught)
+        if (error === undefined) throw caught
+        throw details(new errors.NotReady(`no token for the default request of ${credential.name}: ${error.message}`), {
+          ...(error.coze === undefined ? {} : { coze: error.coze }),
+          ...(error.retryAfter === undefined ? {} : { retryAfter: error.retryAfter })
+        })
+      }
     }
     return { status: 'ready' }
   })

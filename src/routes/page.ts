@@ -9,9 +9,9 @@
  */
 import { readFile } from 'node:fs/promises'
 import type { FastifyInstance, FastifyReply } from 'fastify'
-import { isSidecarError } from '../errors.js'
+import { toSidecarError } from '../errors.js'
 import { renderPage, type ErrorView, type PageModel } from '../views/page.js'
-import { errorResponses } from './schemas.js'
+import { errorResponses, selectorQuerySchema } from './schemas.js'
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -55,8 +55,9 @@ const textResponse = (type: string, description: string) =>
   ({ 200: { description, content: { [type]: { schema: { type: 'string' } } } }, ...errorResponses })
 
 /** An error from the token cache as the JSON API would answer it. */
-export function errorView (error: unknown): ErrorView {
-  if (isSidecarError(error) && !error.code.startsWith('FST_')) {
+export function errorView (caught: unknown): ErrorView {
+  const error = toSidecarError(caught)
+  if (error !== undefined) {
     return {
       statusCode: error.statusCode,
       code: error.code,
@@ -83,26 +84,34 @@ export async function pageRoutes (app: FastifyInstance, options: PageRoutesOptio
     schema: {
       summary: 'The token page',
       description: 'HTML: the app, the default token (masked) and its expiry; without a token when a caller secret is set.',
+      querystring: { type: 'object', additionalProperties: false, properties: { app: selectorQuerySchema.properties.app } },
       response: textResponse('text/html', 'The page.')
     }
   }, async (request, reply) => {
     const config = app.config
+    const registry = app.credentials
+    const apps = registry.names()
+    // The credential asked for, else the default, else the first: a picker shows the others.
+    const credential = registry.select((request.query as { app?: string }).app ?? registry.defaultName ?? apps[0])
     const authRequired = config.access.secret !== undefined
     let current: PageModel['current']
     if (!authRequired) {
       try {
-        const token = await app.tokens.get(config.defaultRequest, config.requestDeadlineMs)
-        current = { token: { accessToken: token.accessToken, expiresIn: token.expiresIn, stale: token.stale } }
+        const token = await credential.tokens.get(credential.defaultRequest, config.requestDeadlineMs)
+        current = { token: { accessToken: token.accessToken, ...(token.expiresIn === undefined ? {} : { expiresIn: token.expiresIn }), stale: token.stale } }
       } catch (error) {
         const view = errorView(error)
         if (view.code === 'INTERNAL_ERROR') request.log.error({ reqId: request.id, err: error }, 'unexpected error')
         current = { error: view }
       }
     }
+    const spec = credential.spec
     const page = renderPage({
-      appId: config.appId,
-      apiBase: config.apiBase,
-      defaultRequest: config.defaultRequest,
+      app: credential.name,
+      apps,
+      ...(spec.kind === 'jwt' ? { appId: spec.appId } : {}),
+      apiBase: spec.apiBase,
+      defaultRequest: credential.defaultRequest,
       demo: config.demo,
       authRequired,
       ...(current === undefined ? {} : { current }),

@@ -2,26 +2,27 @@
  * JSON schemas for the HTTP API: every input bounded (lengths, character sets, ranges, no
  * unknown fields), every output declared, so that serialization drops anything undeclared.
  */
-import { ACCOUNT_ID_PATTERN, ENTERPRISE_ID_PATTERN } from '../config.js'
-
-/** Printable text: no control characters (they have no place in an id and break logs). */
-const PRINTABLE = '^[^\\u0000-\\u001F\\u007F]+$'
+import { ID_VARIANTS } from '../coze/variants.js'
+import { CREDENTIAL_NAME_PATTERN, PRINTABLE } from '../settings.js'
 
 const text = (maxLength: number) => ({ type: 'string', minLength: 1, maxLength, pattern: PRINTABLE }) as const
 const textList = { type: 'array', maxItems: 100, items: text(128) } as const
 
 /** Words for pattern failures, per field, for the 400's message. */
 export const PATTERN_HINTS: Record<string, string> & { default: string } = {
-  account_id: 'must be a numeric Coze account or organization id (digits only, at most 20)',
-  enterprise_id: 'must be an enterprise id: letters, digits and _ . : * - only, at most 128',
+  ...Object.fromEntries(ID_VARIANTS.map((variant) => [variant.id.field, `must be ${variant.id.hint}`])),
+  app: 'must be the name of a configured credential: letters, digits, _ and - only, at most 64',
   default: 'must not contain control characters'
 }
 
+const [account, enterprise] = ID_VARIANTS
+
 /** Selects one token: the same fields on GET (query) and DELETE, minus `scope` and `session_context`. */
 const selectorProperties = {
+  app: { type: 'string', pattern: CREDENTIAL_NAME_PATTERN, description: 'The credential to use (`SIDECAR_DEFAULT_APP`, or the only one, when absent).' },
   session_name: { ...text(256), description: 'Business-side user id; Coze isolates conversations per session name.' },
-  account_id: { type: 'string', pattern: ACCOUNT_ID_PATTERN, description: 'Cross-account: the account (or organization) id.' },
-  enterprise_id: { type: 'string', pattern: ENTERPRISE_ID_PATTERN, description: 'Enterprise privileged app: the enterprise id.' },
+  [account.id.field]: { type: 'string', pattern: account.id.pattern, description: 'Cross-account: the account (or organization) id.' },
+  [enterprise.id.field]: { type: 'string', pattern: enterprise.id.pattern, description: 'Enterprise privileged app: the enterprise id.' },
   ttl: { type: 'integer', minimum: 1, maximum: 86399, description: '`duration_seconds` to ask Coze for.' },
   device_id: { ...text(128), description: '`session_context.device_info.device_id`.' },
   custom_consumer: { ...text(128), description: '`session_context.device_info.custom_consumer`.' }
@@ -106,12 +107,12 @@ export const tokenBodySchema = {
 
 export const tokenResponseSchema = {
   type: 'object',
-  required: ['access_token', 'token_type', 'expires_in', 'expires_at'],
+  required: ['access_token', 'token_type'],
   properties: {
     access_token: { type: 'string' },
     token_type: { type: 'string', enum: ['Bearer'] },
-    expires_in: { type: 'integer', description: 'Absolute expiry in Unix seconds, as Coze gives it (not a duration).' },
-    expires_at: { type: 'string', format: 'date-time' }
+    expires_in: { type: 'integer', description: 'Absolute expiry in Unix seconds, as Coze gives it (not a duration). Always there for OAuth tokens; absent for a static token whose file gives no expires_at.' },
+    expires_at: { type: 'string', format: 'date-time', description: 'The same instant in RFC 3339.' }
   }
 } as const
 
@@ -143,6 +144,7 @@ export const errorResponses = {
 
 /** The fields a caller may send, as the schemas above let them through. */
 export interface TokenInput {
+  app?: string
   session_name?: string
   account_id?: string
   enterprise_id?: string

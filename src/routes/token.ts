@@ -4,7 +4,9 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fastJson from 'fast-json-stringify'
-import type { TokenRequest } from '../coze/variants.js'
+import { ID_VARIANTS, type TokenRequest } from '../coze/variants.js'
+import type { Credential } from '../credentials/credential.js'
+import { SelectionError } from '../credentials/errors.js'
 import { errors, details } from '../errors.js'
 import type { ServedToken } from '../token/cache.js'
 import {
@@ -25,13 +27,26 @@ const tokenResponses = {
   ...errorResponses
 } as const
 
+/** The fields that select a session or a variant: a static token has none of those. */
+const SESSION_FIELDS = ['session_name', ...ID_VARIANTS.map((variant) => variant.id.field), 'ttl', 'device_id', 'custom_consumer', 'scope', 'session_context'] as const
+
 /**
- * The caller's fields as a token request, with the configured defaults for what it leaves out.
- * @throws INVALID_PARAMETER for combinations the schema cannot express.
+ * The caller's fields as a token request, with the credential's defaults for what it leaves out.
+ * @throws INVALID_PARAMETER for combinations the schema cannot express, and for session
+ * selectors sent to a static token.
  */
-export function toTokenRequest (input: TokenInput, defaults: TokenRequest): TokenRequest {
-  if (input.account_id !== undefined && input.enterprise_id !== undefined) {
-    throw details(new errors.InvalidParameter('account_id and enterprise_id cannot be used together: a token is either cross-account or enterprise'), { field: 'enterprise_id' })
+export function toTokenRequest (input: TokenInput, credential: Pick<Credential, 'name' | 'spec' | 'defaultRequest'>): TokenRequest {
+  if (credential.spec.kind === 'static') {
+    const field = SESSION_FIELDS.find((name) => input[name] !== undefined)
+    if (field !== undefined) {
+      throw new SelectionError(field, `${field} cannot be used with app "${credential.name}": it is a static access token, with no session isolation and no variants`)
+    }
+    return credential.defaultRequest
+  }
+  const defaults = credential.defaultRequest
+  const [account, enterprise] = ID_VARIANTS
+  if (input[account.id.field] !== undefined && input[enterprise.id.field] !== undefined) {
+    throw details(new errors.InvalidParameter(`${account.id.field} and ${enterprise.id.field} cannot be used together: a token is either cross-account or enterprise`), { field: enterprise.id.field })
   }
   if (input.device_id !== undefined && input.custom_consumer !== undefined) {
     throw details(new errors.InvalidParameter('device_id and custom_consumer cannot be used together: Coze takes one of the two'), { field: 'custom_consumer' })
@@ -40,10 +55,13 @@ export function toTokenRequest (input: TokenInput, defaults: TokenRequest): Toke
     throw details(new errors.InvalidParameter('session_context cannot be used together with device_id or custom_consumer'), { field: 'session_context' })
   }
   const request: TokenRequest = { ttl: input.ttl ?? defaults.ttl }
-  if (input.account_id !== undefined) request.accountId = input.account_id
-  else if (input.enterprise_id !== undefined) request.enterpriseId = input.enterprise_id
-  else if (defaults.accountId !== undefined) request.accountId = defaults.accountId
-  else if (defaults.enterpriseId !== undefined) request.enterpriseId = defaults.enterpriseId
+  // The caller's id, else the configured default one: at most one variant with an id.
+  const chosen = ID_VARIANTS.find((variant) => input[variant.id.field] !== undefined)
+  if (chosen !== undefined) request[chosen.id.request] = input[chosen.id.field] as string
+  else {
+    const fallback = ID_VARIANTS.find((variant) => defaults[variant.id.request] !== undefined)
+    if (fallback !== undefined) request[fallback.id.request] = defaults[fallback.id.request] as string
+  }
   if (input.session_name !== undefined) request.sessionName = input.session_name
   if (input.session_context !== undefined) request.sessionContext = input.session_context
   else if (input.device_id !== undefined) request.sessionContext = { device_info: { device_id: input.device_id } }
@@ -84,10 +102,11 @@ function sendToken (request: FastifyRequest, reply: FastifyReply, token: ServedT
  * else the one the cache gets from Coze.
  */
 function serve (app: FastifyInstance, request: FastifyRequest, reply: FastifyReply, input: TokenInput, format: TokenInput['format']): FastifyReply | Promise<FastifyReply> {
-  const tokenRequest = toTokenRequest(input, app.config.defaultRequest)
-  const hit = app.tokens.cached(tokenRequest)
+  const credential = app.credentials.select(input.app)
+  const tokenRequest = toTokenRequest(input, credential)
+  const hit = credential.tokens.cached(tokenRequest)
   if (hit !== undefined) return sendToken(request, reply, hit, format)
-  return app.tokens.get(tokenRequest, app.config.requestDeadlineMs).then((token) => sendToken(request, reply, token, format))
+  return credential.tokens.get(tokenRequest, app.config.requestDeadlineMs).then((token) => sendToken(request, reply, token, format))
 }
 
 /** A POST or DELETE without a body means "no fields", like an empty query string. */
@@ -138,7 +157,9 @@ export async function tokenRoutes (app: FastifyInstance): Promise<void> {
     if (inBody && Object.keys(query).length > 0) {
       throw details(new errors.InvalidParameter('give the selectors either in the query or in the JSON body, not both'), { field: 'body' })
     }
-    app.tokens.delete(toTokenRequest(inBody ? body : query, app.config.defaultRequest))
+    const input = inBody ? body : query
+    const credential = app.credentials.select(input.app)
+    credential.tokens.delete(toTokenRequest(input, credential))
     return reply.code(204).send()
   })
 }

@@ -18,7 +18,7 @@ import stringify from 'safe-stable-stringify'
 import { sleep, type Clock, type Timer } from '../clock.js'
 import { ExchangeError, type IssuedToken } from '../coze/exchange.js'
 import { variantOf, type TokenRequest, type Variant } from '../coze/variants.js'
-import { fromExchangeError, errors, details, type SidecarError } from '../errors.js'
+import { TokenError } from './errors.js'
 import { coolDown, DEFAULT_RETRY, refreshAfter, retryDelay, serveMargin, staleFloor, type RetryPolicy } from './policy.js'
 import type { TokenBucket } from './rate.js'
 
@@ -57,10 +57,10 @@ export interface TokenCacheOptions {
 /** A token handed to a caller. */
 export interface ServedToken {
   accessToken: string
-  /** Absolute expiry in Unix seconds, exactly as Coze gave it. */
-  expiresIn: number
+  /** Absolute expiry in Unix seconds, exactly as Coze gave it (unknown for some static tokens). */
+  expiresIn?: number
   /** The same instant in RFC 3339, formatted once per token. */
-  expiresAt: string
+  expiresAt?: string
   /** True when a refresh is failing and this is the previous token, still valid. */
   stale: boolean
 }
@@ -69,7 +69,7 @@ export interface ServedToken {
 export interface TokenStatus {
   token?: ServedToken
   /** The last failure, while the request is failing. */
-  error?: SidecarError
+  error?: TokenError
 }
 
 export interface CacheStats {
@@ -166,8 +166,8 @@ export class TokenCache {
    * from Coze, sharing the exchange with every concurrent caller of the same request.
    *
    * @param deadlineMs how long the caller may wait for Coze.
-   * @throws SidecarError: Coze's refusal (502), Coze failing or unreachable (503, with
-   * `retryAfter`), or no answer within the deadline (504).
+   * @throws TokenError: `exchange` when Coze refused, failed or could not be reached (with
+   * `retryAfter` when the next attempt is known), `deadline`, or `rate_limited`.
    */
   async get (request: TokenRequest, deadlineMs: number): Promise<ServedToken> {
     const now = this.#clock.monotonic()
@@ -188,7 +188,7 @@ export class TokenCache {
       const flight = entry.flight ?? this.#startLimited(entry)
       const fresh = await this.#wait(entry, flight, deadlineMs)
       if (this.#clock.monotonic() < fresh.staleUntil) return fresh.fresh
-      throw details(new errors.UpstreamTimeout('the new token expired before it could be handed out'), { retryAfter: 1 })
+      throw new TokenError('deadline', 'the new token expired before it could be handed out', { retryAfter: 1 })
     } catch (error) {
       if (stale !== undefined && this.#clock.monotonic() < stale.staleUntil) return this.#serveStale(stale)
       throw error
@@ -221,7 +221,7 @@ export class TokenCache {
     if (entry === undefined) return {}
     const now = this.#clock.monotonic()
     const held = entry.token !== undefined && now < entry.token.staleUntil ? entry.token : undefined
-    const error = entry.lastError === undefined ? undefined : fromExchangeError(entry.lastError)
+    const error = entry.lastError === undefined ? undefined : TokenError.exchange(entry.lastError)
     return {
       ...(held === undefined ? {} : { token: now >= held.serveUntil ? held.stale : held.fresh }),
       ...(error === undefined ? {} : { error })
@@ -263,13 +263,13 @@ export class TokenCache {
    * exchange, and while the exchange in flight has already failed once. An outage must not pile
    * up callers that each wait for their deadline.
    */
-  #failing (entry: Entry, now: number): SidecarError | undefined {
+  #failing (entry: Entry, now: number): TokenError | undefined {
     const flight = entry.flight
     if (flight?.lastError !== undefined) {
-      return fromExchangeError(flight.lastError, secondsUntil(flight.nextAttemptAt, now))
+      return TokenError.exchange(flight.lastError, secondsUntil(flight.nextAttemptAt, now))
     }
     if (flight === undefined && entry.lastError !== undefined && now < entry.coolDownUntil) {
-      return fromExchangeError(entry.lastError, secondsUntil(entry.coolDownUntil, now))
+      return TokenError.exchange(entry.lastError, secondsUntil(entry.coolDownUntil, now))
     }
     return undefined
   }
@@ -284,7 +284,7 @@ export class TokenCache {
     const waitMs = this.#rate?.take()
     if (waitMs !== undefined) {
       this.stats.rateLimited++
-      throw details(new errors.ExchangeRateLimited(), { retryAfter: Math.max(1, Math.ceil(waitMs / 1000)) })
+      throw new TokenError('rate_limited', 'too many new tokens asked for', { retryAfter: Math.max(1, Math.ceil(waitMs / 1000)) })
     }
     return this.#startFlight(entry, 'miss')
   }
@@ -462,11 +462,11 @@ export class TokenCache {
       const waiter: Waiter = (error, nextAttemptAt) => {
         if (nextAttemptAt < deadlineAt) return
         done()
-        reject(fromExchangeError(error, secondsUntil(nextAttemptAt, this.#clock.monotonic())))
+        reject(TokenError.exchange(error, secondsUntil(nextAttemptAt, this.#clock.monotonic())))
       }
       const timer = this.#clock.setTimer(() => {
         done()
-        reject(details(new errors.UpstreamTimeout(`Coze did not answer within the deadline of ${deadlineMs / 1000} s`), { retryAfter: 1 }))
+        reject(new TokenError('deadline', `Coze did not answer within the deadline of ${deadlineMs / 1000} s`, { retryAfter: 1 }))
       }, deadlineMs)
       flight.waiters.add(waiter)
       flight.promise.then((held) => {
@@ -476,7 +476,7 @@ export class TokenCache {
         done()
         if (!(error instanceof ExchangeError)) return reject(error)
         const now = this.#clock.monotonic()
-        reject(fromExchangeError(error, now < entry.coolDownUntil ? secondsUntil(entry.coolDownUntil, now) : undefined))
+        reject(TokenError.exchange(error, now < entry.coolDownUntil ? secondsUntil(entry.coolDownUntil, now) : undefined))
       })
     })
   }

@@ -9,7 +9,7 @@
  * @example
  * const page = renderPage({ appId: '1127900106117', apiBase: 'https://api.coze.cn', ... }).value
  */
-import type { TokenRequest } from '../coze/variants.js'
+import { variantLabel, type TokenRequest } from '../coze/variants.js'
 import { html, type SafeHtml } from './html.js'
 
 /** An error as the JSON API answers it, so that the script and the server render the same thing. */
@@ -22,13 +22,17 @@ export interface ErrorView {
 
 export interface TokenView {
   accessToken: string
-  /** Absolute expiry, Unix seconds. */
-  expiresIn: number
+  /** Absolute expiry, Unix seconds; unknown for some static tokens. */
+  expiresIn?: number
   stale: boolean
 }
 
 export interface PageModel {
-  appId: string
+  /** The credential shown, and every configured one (a picker when there are several). */
+  app: string
+  apps: string[]
+  /** Undefined for a static token. */
+  appId?: string
   /** `Config.apiBase`. */
   apiBase: string
   /** The request of callers that name nothing: its variant is shown. */
@@ -54,12 +58,7 @@ export function apiBaseLabel (apiBase: string): string {
   return apiBase
 }
 
-/** The variant of a request, in words. */
-export function variantLabel (request: Pick<TokenRequest, 'accountId' | 'enterpriseId'>): string {
-  if (request.accountId !== undefined) return `Cross-account, account ${request.accountId}`
-  if (request.enterpriseId !== undefined) return `Enterprise privileged app, enterprise ${request.enterpriseId}`
-  return 'Developer'
-}
+export { variantLabel }
 
 /**
  * A token as it may be shown at a glance: its first 4 and last 4 characters (`czs_` and enough
@@ -80,7 +79,8 @@ function tokenPanel (model: PageModel): SafeHtml {
   const token = current !== undefined && 'token' in current ? current.token : undefined
   const error = current !== undefined && 'error' in current ? current.error : undefined
   const coze = error?.coze
-  const expires = token === undefined ? undefined : new Date(token.expiresIn * 1000).toISOString()
+  const expiresIn = token?.expiresIn
+  const expires = expiresIn === undefined ? undefined : new Date(expiresIn * 1000).toISOString()
   return html`
     <section class="card" id="token-panel" aria-labelledby="token-heading">
       <h2 id="token-heading">Access token</h2>
@@ -98,7 +98,7 @@ function tokenPanel (model: PageModel): SafeHtml {
         </details>
         <dl class="facts">
           <dt>Expires</dt>
-          <dd><time id="expires-at" datetime="${expires}">${token === undefined ? '' : formatUtc(token.expiresIn)}</time>
+          <dd><time id="expires-at" datetime="${expires}">${expiresIn === undefined ? (token === undefined ? '' : 'not known (a static token)') : formatUtc(expiresIn)}</time>
             <span id="countdown"></span></dd>
           <dt>Type</dt>
           <dd><code>Bearer</code></dd>
@@ -164,6 +164,16 @@ function requestPanel (host: string, curlAuth: string): SafeHtml {
     </section>`
 }
 
+/** A plain GET form: picking a credential works without JavaScript. */
+function appPicker (model: PageModel): SafeHtml {
+  return html`
+      <form id="app-form" class="inline-form" method="get" action="/">
+        <label for="app-select">Credential</label>
+        <select id="app-select" name="app">${model.apps.map((name) => html`<option value="${name}"${name === model.app ? html` selected` : ''}>${name}</option>`)}</select>
+        <button type="submit">Show</button>
+      </form>`
+}
+
 /** The whole page. */
 export function renderPage (model: PageModel): SafeHtml {
   const curlAuth = model.authRequired ? ' -H "Authorization: Bearer $SIDECAR_AUTH_TOKEN"' : ''
@@ -179,7 +189,7 @@ export function renderPage (model: PageModel): SafeHtml {
   <link rel="stylesheet" href="/assets/page.css">
   <script src="/assets/page.js" defer></script>
 </head>
-<body data-auth="${model.authRequired ? 'required' : 'none'}">
+<body data-auth="${model.authRequired ? 'required' : 'none'}" data-app="${model.app}">
   ${model.demo ? html`<p class="banner" id="demo-banner" role="note"><strong>Demo mode:</strong> these tokens come from a built-in Coze emulator and are <strong>NOT</strong> valid at Coze</p>` : ''}
   <main>
     <header>
@@ -188,13 +198,18 @@ export function renderPage (model: PageModel): SafeHtml {
     </header>
     <section class="card" aria-labelledby="app-heading">
       <h2 id="app-heading">OAuth app</h2>
+      ${model.apps.length > 1 ? appPicker(model) : ''}
       <dl class="facts">
+        <dt>Credential</dt>
+        <dd><code id="app-name">${model.app}</code></dd>
         <dt>App id</dt>
-        <dd><code id="app-id">${model.appId}</code></dd>
+        <dd>${model.appId === undefined ? html`<span id="app-id">a static access token</span>` : html`<code id="app-id">${model.appId}</code>`}</dd>
         <dt>API base</dt>
         <dd id="api-base">${apiBaseLabel(model.apiBase)}</dd>
         <dt>Default request</dt>
-        <dd><span id="variant">${variantLabel(model.defaultRequest)}</span><span class="muted">, ${model.defaultRequest.ttl} s tokens</span></dd>
+        <dd>${model.appId === undefined
+          ? html`<span id="variant">The token as configured</span><span class="muted">, no sessions</span>`
+          : html`<span id="variant">${variantLabel(model.defaultRequest)}</span><span class="muted">, ${model.defaultRequest.ttl} s tokens</span>`}</dd>
       </dl>
     </section>
     ${model.authRequired ? authPanel() : ''}
@@ -202,7 +217,7 @@ export function renderPage (model: PageModel): SafeHtml {
     ${requestPanel(model.host, curlAuth)}
     <section class="card" aria-labelledby="use-heading">
       <h2 id="use-heading">Use it</h2>
-      <pre><code>TOKEN=$(curl -s${curlAuth}${model.authRequired ? ' \\\n ' : ''} 'http://${model.host}/token?format=text')
+      <pre><code>TOKEN=$(curl -s${curlAuth}${model.authRequired ? ' \\\n ' : ''} 'http://${model.host}/token?${model.apps.length > 1 ? `app=${model.app}&` : ''}format=text')
 curl -H "Authorization: Bearer $TOKEN" ${model.apiBase}/v1/workspaces</code></pre>
     </section>
   </main>

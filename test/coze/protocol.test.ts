@@ -79,8 +79,10 @@ t.test('the client: one attempt, one new JWT, the variant\'s path, against the e
   const clock = new FakeClock()
   const client = new CozeTokenClient({
     clock,
-    signer: () => ({ ...signer, audience: new URL(emulator.url).host }),
-    http: { baseUrl: emulator.url, dispatcher, headersTimeoutMs: 1000, bodyTimeoutMs: 1000, userAgent: 'test' }
+    target: () => ({
+      signer: { ...signer, audience: new URL(emulator.url).host },
+      http: { baseUrl: emulator.url, dispatcher, headersTimeoutMs: 1000, bodyTimeoutMs: 1000, userAgent: 'test' }
+    })
   })
   const issued = await client.requestToken({ ttl: 60, accountId: '7351', sessionName: 's', sessionContext: { device_info: { custom_consumer: 'c' } } })
   t.match(issued, { accessToken: /^czs_/, logid: String })

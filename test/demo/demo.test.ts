@@ -137,9 +137,10 @@ t.test('main with SIDECAR_DEMO=true: serves demo tokens with no Coze app; SIGTER
     const app = await main(proc)
     t.ok(app, `SIDECAR_DEMO=${value}`)
     const origin = `http://127.0.0.1:${(app!.server.address() as { port: number }).port}`
-    t.equal(app!.config.appId, DEMO_APP_ID)
-    t.same(app!.config.defaultRequest, { ttl: 900 }, 'the developer variant')
-    const apiBase = app!.config.apiBase
+    const demoApp = app!.credentials.select()
+    t.match(demoApp.spec, { kind: 'jwt', appId: DEMO_APP_ID })
+    t.same(demoApp.defaultRequest, { ttl: 900 }, 'the developer variant')
+    const apiBase = demoApp.spec.apiBase
     await tokenWorks(t, origin, apiBase)
     t.ok(statSync(join(proc.cwd(), '.demo', 'private-key.pem')).isFile())
     fake.signal('SIGTERM')

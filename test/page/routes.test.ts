@@ -67,7 +67,7 @@ t.test('GET /: when Coze refuses, its error code, message and logid, escaped', a
 t.test('GET /: an unexpected error is an internal error on the page, its details in the log', async (t) => {
   const emulator = await startEmulator(t)
   const { app, logs } = await startSidecar(t, emulator)
-  app.tokens.get = async () => { throw new TypeError('a bug with <b>markup</b>') }
+  app.credentials.select().tokens.get = async () => { throw new TypeError('a bug with <b>markup</b>') }
   const body = (await app.inject('/')).body
   t.match(body, '<span id="error-code">INTERNAL_ERROR</span>')
   t.match(body, '<p id="error-message">internal error</p>')

@@ -27,7 +27,7 @@ t.test('/readyz: ready when a token for the default request can be had, and says
     statusCode: 503,
     code: 'NOT_READY',
     error: 'Service Unavailable',
-    message: /^not ready: no token for the default request: Coze denied access: app: test app is currently deactivated/,
+    message: /^not ready: no token for the default request of default: Coze denied access: app: test app is currently deactivated/,
     coze: { error_code: 'access_deny', logid: String }
   })
   emulator.state.setEnabled(APP_ID, true)

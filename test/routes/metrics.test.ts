@@ -3,8 +3,9 @@ import { APP_ID, startEmulator, startSidecar } from '../fixtures/harness.js'
 
 /** The value of one sample line, e.g. `coze_token_cache_hits_total 3`. */
 function sample (text: string, series: string): number | undefined {
-  const line = text.split('\n').find((candidate) => candidate.startsWith(`${series} `))
-  return line === undefined ? undefined : Number(line.slice(series.length + 1))
+  // Every series but process metrics carries the credential's name: `{app="default"}`.
+  const line = text.split('\n').find((candidate) => candidate.startsWith(`${series} `) || candidate.startsWith(`${series}{app="default"} `))
+  return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(' ') + 1))
 }
 
 t.test('/metrics: exchanges, latency, cache, expiry and upstream errors, in Prometheus text', async (t) => {
@@ -26,11 +27,11 @@ t.test('/metrics: exchanges, latency, cache, expiry and upstream errors, in Prom
   emulator.state.setEnabled(APP_ID, true)
 
   const { body } = await app.inject('/metrics')
-  t.equal(sample(body, 'coze_token_exchanges_total{variant="developer",outcome="ok"}'), 2)
-  t.equal(sample(body, 'coze_token_exchanges_total{variant="cross-account",outcome="refused"}'), 1)
-  t.equal(sample(body, 'coze_token_exchanges_total{variant="developer",outcome="refused"}'), 1)
-  t.equal(sample(body, 'coze_token_exchange_duration_seconds_count{variant="developer"}'), 3)
-  t.equal(sample(body, 'coze_token_upstream_errors_total{error_code="access_deny"}'), 2)
+  t.equal(sample(body, 'coze_token_exchanges_total{app="default",variant="developer",outcome="ok"}'), 2)
+  t.equal(sample(body, 'coze_token_exchanges_total{app="default",variant="cross-account",outcome="refused"}'), 1)
+  t.equal(sample(body, 'coze_token_exchanges_total{app="default",variant="developer",outcome="refused"}'), 1)
+  t.equal(sample(body, 'coze_token_exchange_duration_seconds_count{app="default",variant="developer"}'), 3)
+  t.equal(sample(body, 'coze_token_upstream_errors_total{app="default",error_code="access_deny"}'), 2)
   t.equal(sample(body, 'coze_token_cache_hits_total'), 1)
   t.equal(sample(body, 'coze_token_cache_misses_total'), 4)
   t.equal(sample(body, 'coze_token_cache_evictions_total'), 0)
@@ -51,8 +52,8 @@ t.test('upstream errors without a Coze code are counted by kind', async (t) => {
   await app.inject('/token?session_name=html')
   const unreachable = await startSidecar(t, emulator, { COZE_API_BASE: 'http://127.0.0.1:1', SIDECAR_RETRY_ATTEMPTS: '1' })
   await unreachable.app.inject('/token')
-  t.equal(sample((await app.inject('/metrics')).body, 'coze_token_upstream_errors_total{error_code="http_502"}'), 1)
-  t.equal(sample((await unreachable.app.inject('/metrics')).body, 'coze_token_upstream_errors_total{error_code="unreachable"}'), 1)
+  t.equal(sample((await app.inject('/metrics')).body, 'coze_token_upstream_errors_total{app="default",error_code="http_502"}'), 1)
+  t.equal(sample((await unreachable.app.inject('/metrics')).body, 'coze_token_upstream_errors_total{app="default",error_code="unreachable"}'), 1)
 })
 
 t.test('/openapi.json: every route with its schemas, for generating clients', async (t) => {
@@ -67,8 +68,8 @@ t.test('/openapi.json: every route with its schemas, for generating clients', as
   t.same(Object.keys(spec.paths['/token']).sort(), ['delete', 'get', 'post'])
   const get = spec.paths['/token'].get
   t.same(get.parameters.map((parameter: { name: string }) => parameter.name).sort(),
-    ['account_id', 'custom_consumer', 'device_id', 'enterprise_id', 'format', 'session_name', 'ttl'])
-  t.match(get.responses['200'].content['application/json'].schema, { required: ['access_token', 'token_type', 'expires_in', 'expires_at'] })
+    ['account_id', 'app', 'custom_consumer', 'device_id', 'enterprise_id', 'format', 'session_name', 'ttl'])
+  t.match(get.responses['200'].content['application/json'].schema, { required: ['access_token', 'token_type'], properties: { expires_in: { type: 'integer' }, expires_at: Object } })
   t.ok(get.responses['200'].content['text/plain'])
   t.match(get.responses['4XX'] ?? get.responses['4xx'], { content: { 'application/json': { schema: { required: ['statusCode', 'code', 'error', 'message'] } } } })
   t.match(spec.paths['/token'].post.requestBody.content['application/json'].schema.properties, { scope: Object, session_context: Object })

@@ -4,6 +4,8 @@ import { apiBaseLabel, formatUtc, maskToken, renderPage, variantLabel, type Page
 const TOKEN = 'czs_0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123'
 
 const model = (extra: Partial<PageModel> = {}): PageModel => ({
+  app: 'default',
+  apps: ['default'],
   appId: '1127900106117',
   apiBase: 'https://api.coze.cn',
   defaultRequest: { ttl: 900 },

@@ -111,7 +111,9 @@
 
   /** A fetch to /token with the selectors in the query and the secret, if any, in a header. */
   function call (method, wanted) {
-    const query = new URLSearchParams(wanted).toString()
+    // The credential the page shows (picked with ?app=): every request names it.
+    const app = document.body.dataset.app
+    const query = new URLSearchParams(app === undefined || app === '' ? wanted : { app, ...wanted }).toString()
     const headers = { accept: 'application/json' }
     if (secret !== null) headers.authorization = 'Bearer ' + secret
     return fetch('/token' + (query === '' ? '' : '?' + query), {
