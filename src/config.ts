@@ -3,7 +3,7 @@
  * then resolved into a {@link Config} (the key read and parsed, the audience derived).
  *
  * Settings come from the environment and, underneath it, from the `coze_oauth_config.json` that
- * Coze's console downloads (reference §10.2): `COZE_OAUTH_CONFIG`, or `./coze_oauth_config.json`
+ * Coze's console downloads (docs/coze-protocol.md §10.2): `COZE_OAUTH_CONFIG`, or `./coze_oauth_config.json`
  * when it exists. The environment wins field by field.
  *
  * Every bad setting becomes a {@link ConfigError}: one line naming the setting and the fix.
