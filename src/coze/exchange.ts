@@ -1,5 +1,5 @@
 /**
- * One POST to Coze's token endpoint, and a strict reading of the answer (reference §5, §6).
+ * One POST to Coze's token endpoint, and a strict reading of the answer (docs/coze-protocol.md §5, §6).
  * No retries here: one call is one attempt with one JWT. The caller decides what to do with a
  * failure from its `kind` and `retryable`.
  *

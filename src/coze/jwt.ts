@@ -1,5 +1,5 @@
 /**
- * The JWT a token request is authorized with (reference §4). Coze accepts each JWT once, so a
+ * The JWT a token request is authorized with (docs/coze-protocol.md §4). Coze accepts each JWT once, so a
  * new one is signed for every attempt, retries included.
  *
  * @example
@@ -13,7 +13,7 @@ import type { SessionContext } from './variants.js'
 /**
  * How long the JWT itself is valid. It is used within a second of signing, so its life only has
  * to cover clock skew between us and Coze; 600 s is what Coze's own docs sample uses. It is
- * independent of the access token's `duration_seconds` (reference §4.3).
+ * independent of the access token's `duration_seconds` (docs/coze-protocol.md §4.3).
  */
 export const JWT_LIFETIME_SECONDS = 600
 
@@ -45,7 +45,7 @@ export async function signTokenJwt (signer: JwtSigner, now: number, claims: JwtC
     .setIssuedAt(iat)
     .setExpirationTime(iat + JWT_LIFETIME_SECONDS)
     // 32 bytes from the CSPRNG: Coze asks for "more than 32 bytes" of randomness per JWT, and a
-    // predictable jti is how coze-py ended up with collisions (reference §12).
+    // predictable jti is how coze-py ended up with collisions (docs/coze-protocol.md §12).
     .setJti(randomBytes(32).toString('hex'))
     .sign(signer.privateKey)
 }

@@ -57,7 +57,7 @@ export function parsePrivateKey (pem: string): KeyObject {
 /**
  * The public key fingerprint (`kid`) for a private key: base64url, unpadded, of SHA-256 over the
  * SPKI public key PEM text, trailing newline included. Coze does not document this derivation;
- * it matches the one published key/fingerprint pair (reference §9), so a mismatch is a warning.
+ * it matches the one published key/fingerprint pair (docs/coze-protocol.md §9), so a mismatch is a warning.
  */
 export function keyFingerprint (privateKey: KeyObject): string {
   const spkiPem = createPublicKey(privateKey).export({ type: 'spki', format: 'pem' })

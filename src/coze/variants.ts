@@ -1,6 +1,6 @@
 /**
  * The four Coze JWT variants: which path a token request goes to and what its body holds
- * (reference §1, §3). Everything else (the JWT, the answer) is the same for all of them.
+ * (docs/coze-protocol.md §1, §3). Everything else (the JWT, the answer) is the same for all of them.
  *
  * @example
  * tokenPath({ ttl: 900, accountId: '7351' }) // '/api/permission/oauth2/account/7351/token'
@@ -17,7 +17,7 @@ export interface SessionContext {
 }
 
 /**
- * The channel variant's `scope` (reference §3.3), passed to Coze verbatim. Its shape is checked
+ * The channel variant's `scope` (docs/coze-protocol.md §3.3), passed to Coze verbatim. Its shape is checked
  * by the HTTP layer's schema; Coze ignores it for apps that are not channel apps.
  */
 export type Scope = Record<string, unknown>
@@ -66,7 +66,7 @@ export interface VariantSpec {
 }
 
 /**
- * The four variants (reference §1, §3): a table that the schemas, the command line, the page and
+ * The four variants (docs/coze-protocol.md §1, §3): a table that the schemas, the command line, the page and
  * the path builder read. A variant with an id is chosen by that id; otherwise `scope` makes a
  * developer request a channel one.
  */

@@ -3,7 +3,7 @@
  *
  * - `default`: the environment (`COZE_APP_ID`, `COZE_KEY_ID`, `COZE_PRIVATE_KEY_FILE`...) laid
  *   over the `coze_oauth_config.json` the Coze console downloads (`COZE_OAUTH_CONFIG`, or
- *   `./coze_oauth_config.json`; reference §10.2), field by field;
+ *   `./coze_oauth_config.json`; docs/coze-protocol.md §10.2), field by field;
  * - `COZE_OAUTH_CONFIG_DIR/NAME.json`: one console file per credential, as downloaded, or a
  *   static token file (`"client_type": "static_token"`).
  *

@@ -1,8 +1,8 @@
 /**
- * What Coze checks on a token request, in the order of reference §14.3 (Coze's own order is
+ * What Coze checks on a token request, in the order of docs/coze-protocol.md §14.3 (Coze's own order is
  * unknown; it only decides which error wins when several apply). Messages follow Coze's where
  * they are known (`invalid jwt: kid not been registred`, `not supported grant type: ...`); the
- * rest are this emulator's words, marked [U] in the reference.
+ * rest are this emulator's words, marked [U] there.
  */
 import { compactVerify, decodeJwt, decodeProtectedHeader } from 'jose'
 import type { EmulatorApp, EmulatorState } from './state.js'

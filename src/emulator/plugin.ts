@@ -1,7 +1,7 @@
 /**
  * A strict Coze OAuth emulator, as a Fastify plugin: the three JWT token paths, the two
  * protected routes used to verify tokens, and control routes to register apps and inject faults
- * (reference §14). For tests, for rehearsing outages, and for the demo mode.
+ * (docs/coze-protocol.md §14). For tests, for rehearsing outages, and for the demo mode.
  *
  * @example
  * const emulator = Fastify()
@@ -126,7 +126,7 @@ export const cozeEmulator = fp(async function cozeEmulator (app: FastifyInstance
         claims: accepted.claims,
         body: accepted.body
       })
-      // expires_in is an absolute Unix time at Coze, not a duration (reference §5).
+      // expires_in is an absolute Unix time at Coze, not a duration (docs/coze-protocol.md §5).
       return reply.send({ access_token: token, expires_in: expiresAt, ...(state.knobs.tokenType ? { token_type: 'Bearer' } : {}) })
     }
 

@@ -101,7 +101,7 @@ const MAX_RECORDS = 1_000
 const MAX_TOKENS = 100_000
 const MAX_JTIS = 100_000
 
-/** The fingerprint Coze's console shows for a key (reference §9): base64url(SHA-256(SPKI PEM)). */
+/** The fingerprint Coze's console shows for a key (docs/coze-protocol.md §9): base64url(SHA-256(SPKI PEM)). */
 export function consoleFingerprint (publicKey: KeyObject): string {
   const pem = publicKey.export({ type: 'spki', format: 'pem' })
   return createHash('sha256').update(pem).digest('base64url')

@@ -43,7 +43,7 @@ export const selectorQuerySchema = {
   properties: selectorProperties
 } as const
 
-/** The channel variant's scope (reference §3.3), including coze-go's two extra permissions. */
+/** The channel variant's scope (docs/coze-protocol.md §3.3), including coze-go's two extra permissions. */
 const scopeSchema = {
   type: 'object',
   additionalProperties: false,

@@ -5,7 +5,7 @@
  *
  * All deadlines are measured on the monotonic clock from the moment the request was sent, and
  * capped by the `duration_seconds` asked for: a wrong wall clock can shorten a token's life here
- * but never lengthen it (reference §13.5).
+ * but never lengthen it (docs/coze-protocol.md §13.5).
  *
  * @example
  * const cache = new TokenCache({ mint: (request) => client.requestToken(request), clock: systemClock })
