@@ -18,7 +18,7 @@ import {
   type CredentialSpec, type SourceOptions
 } from './credentials/sources.js'
 import { ConfigError } from './errors.js'
-import { fixFor, validateSettings, type Env, type Settings } from './settings.js'
+import { fixFor, validateSettings, type Settings } from './settings.js'
 import type { RetryPolicy } from './token/policy.js'
 
 export type { Env } from './settings.js'

@@ -7,7 +7,7 @@
  * throw details(new errors.InvalidParameter('ttl must be an integer from 1 to 86399'), { field: 'ttl' })
  */
 import createError, { type FastifyError } from '@fastify/error'
-import { ExchangeError } from './coze/exchange.js'
+import type { ExchangeError } from './coze/exchange.js'
 import { SelectionError } from './credentials/errors.js'
 import { TokenError } from './token/errors.js'
 
@@ -125,7 +125,6 @@ export function toSidecarError (error: unknown): SidecarError | undefined {
       case 'expired': return new errors.CredentialExpired(error.message) as SidecarError
     }
   }
-  if (error instanceof ExchangeError) return fromExchangeError(error)
   if (error instanceof SelectionError) return details(new errors.InvalidParameter(error.message), { field: error.field }) as SidecarError
   // Already an answer of the catalogue (Fastify's own errors are handled by the error handler).
   if (isSidecarError(error) && !error.code.startsWith('FST_')) return error

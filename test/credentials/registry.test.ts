@@ -37,9 +37,9 @@ function writeSecret (path: string, content: string): void {
   chmodSync(path, 0o600)
 }
 
-async function start (t: Test, env: Env, clock = new FakeClock()) {
+async function start (t: Test, env: Env, clock = new FakeClock(), cwd = tempDir(t)) {
   const logs = new LogCapture()
-  const app = buildApp({ env: { LOG_LEVEL: 'info', ...env }, cwd: tempDir(t), logStream: logs, clock })
+  const app = buildApp({ env: { LOG_LEVEL: 'info', ...env }, cwd, logStream: logs, clock })
   await app.ready()
   t.teardown(() => app.close())
   return { app, logs, clock }
@@ -256,6 +256,7 @@ t.test('the wrong region: the other region is asked once per key, the error says
   await app.inject('/token?session_name=again')
   t.equal(com.state.exchangeCount, 1, 'never per request')
   t.equal(cn.state.exchangeCount, 2, 'and the configured base is still the one asked: no switching')
+  t.match(app.credentials.select().wrongRegion, { configured: cn.url, registeredAt: com.url, setting: 'COZE_API_BASE' })
   t.match(logs.containing('does not know this key'), [/"registered_at":"http:\/\/127\.0\.0\.1:\d+".*"setting":"COZE_API_BASE"/])
   const ready = await app.inject('/readyz')
   t.match(ready.json(), { code: 'NOT_READY', message: /this key is registered at/ })
@@ -312,6 +313,43 @@ t.test('an outbound proxy: every call to Coze goes through HTTP_PROXY, except NO
   const broken = await start(t, { ...env, HTTP_PROXY: 'http://127.0.0.1:1', SIDECAR_RETRY_ATTEMPTS: '1' })
   const refused = await broken.app.inject('/token')
   t.match(refused.json(), { statusCode: 503, code: 'UPSTREAM_UNREACHABLE' }, 'a proxy that is down is Coze unreachable, not a 500')
+})
+
+t.test('the default app\'s console file and the folder at run time: removed, a name taken, several without a default', async (t) => {
+  const { cn, dir } = await twoRegions(t)
+  const cwd = tempDir(t)
+  writeSecret(join(cwd, 'coze_oauth_config.json'), consoleFile(cn))
+  const { app, logs } = await start(t, { COZE_OAUTH_CONFIG_DIR: dir }, new FakeClock(), cwd)
+  t.same(app.credentials.names(), ['cn', 'com', 'default'])
+
+  writeSecret(join(dir, 'default.json'), consoleFile(cn))
+  t.equal(await app.credentials.poll(), false)
+  t.match(logs.containing('is taken'), [/credential refused: the name \\"default\\" is taken; rename the file/])
+  rmSync(join(dir, 'default.json'))
+
+  rmSync(join(cwd, 'coze_oauth_config.json'))
+  t.equal(await app.credentials.poll(), true)
+  t.match(logs.containing('no longer configured'), [/"app":"default"/])
+  t.same(app.credentials.names(), ['cn', 'com'])
+  t.equal((await app.inject('/token')).json().field, 'app', 'no default any more')
+  const page = await app.inject('/')
+  t.match(page.body, /<option value="cn" selected>/, 'the page shows the first, with a picker')
+
+  const ready = await app.inject('/readyz')
+  t.equal(ready.statusCode, 200, 'with no default, every credential is checked')
+  cn.state.setEnabled(APP_ID, false)
+  await app.inject({ method: 'DELETE', url: '/token?app=cn' })
+  const notReady = await app.inject('/readyz')
+  t.match(notReady.json(), { statusCode: 503, message: /of cn: Coze denied access/ })
+})
+
+t.test('files with bad fields and unreadable token files', async (t) => {
+  const single = tempDir(t)
+  writeSecret(join(single, 'ctl.json'), JSON.stringify({ client_type: 'jwt', client_id: '1\u0085', public_key_id: KID, private_key: keys.pkcs8 }))
+  t.match(await startupError(t, { COZE_OAUTH_CONFIG_DIR: single }), { message: /ctl\.json: client_id is invalid \(control characters, or too long\)/ })
+  rmSync(join(single, 'ctl.json'))
+  writeSecret(join(single, 'gone.json'), JSON.stringify({ client_type: 'static_token', access_token_file: 'nowhere.txt' }))
+  t.match(await startupError(t, { COZE_OAUTH_CONFIG_DIR: single }), { message: /gone\.json: cannot read access_token_file .*nowhere\.txt \(ENOENT\)/ })
 })
 
 async function until (done: () => boolean): Promise<void> {
