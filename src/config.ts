@@ -8,16 +8,16 @@
  * @example
  * const { config, credentials } = await loadConfig({ env: process.env, cwd: process.cwd() })
  */
-import { readdir, readFile as fsReadFile } from 'node:fs/promises'
-import { join, resolve } from 'node:path'
+import { readFile as fsReadFile } from 'node:fs/promises'
+import { resolve } from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import { resolveAccess, type AccessSettings } from './access/settings.js'
 import {
-  credentialName, errno, isCredentialFile, parseBase, readCredentialFile, readDefaultCredential,
+  credentialName, errno, listCredentialFiles, parseBase, readCredentialFile, readDefaultCredential,
   type CredentialSpec, type SourceOptions
 } from './credentials/sources.js'
-import { ConfigError } from './errors.js'
+import { ConfigError } from './config-error.js'
 import { fixFor, validateSettings, type Settings } from './settings.js'
 import type { RetryPolicy } from './token/policy.js'
 
@@ -69,12 +69,6 @@ function nothingConfigured (): ConfigError {
   return new ConfigError('COZE_APP_ID', 'no Coze app is configured: set COZE_APP_ID, COZE_KEY_ID and COZE_PRIVATE_KEY_FILE ' +
     '(or put the coze_oauth_config.json from the Coze console here, or point COZE_OAUTH_CONFIG at it, or COZE_OAUTH_CONFIG_DIR at a folder of them; see keys.example/README.md). ' +
     'To try the sidecar without a Coze app, set SIDECAR_DEMO=true (bash bootstrap.sh does that for you)')
-}
-
-/** The files of `COZE_OAUTH_CONFIG_DIR` that name credentials, sorted. */
-export async function listCredentialFiles (dir: string): Promise<string[]> {
-  const names = await readdir(dir)
-  return names.filter(isCredentialFile).sort().map((name) => join(dir, name))
 }
 
 /** Loads, validates and resolves everything. @throws ConfigError */

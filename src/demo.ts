@@ -17,7 +17,7 @@ import type { Clock } from './clock.js'
 import type { Env } from './config.js'
 import { cozeEmulator } from './emulator/plugin.js'
 import { consoleFingerprint } from './emulator/state.js'
-import { ConfigError } from './errors.js'
+import { ConfigError } from './config-error.js'
 
 /** The demo's OAuth app id (the emulator CLI's default too). */
 export const DEMO_APP_ID = '1000000000001'

@@ -14,7 +14,7 @@
 import { parseArgs } from 'node:util'
 import { buildApp } from './app.js'
 import { isEntryPoint, type ProcessLike } from './entry-point.js'
-import { ConfigError } from './errors.js'
+import { ConfigError } from './config-error.js'
 
 export const USAGE = `usage: coze-token [options]
 

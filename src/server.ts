@@ -11,7 +11,7 @@ import type { FastifyInstance } from 'fastify'
 import { buildApp } from './app.js'
 import { demoWanted, startDemo, type Demo } from './demo.js'
 import { isEntryPoint, type ProcessLike } from './entry-point.js'
-import { ConfigError } from './errors.js'
+import { ConfigError } from './config-error.js'
 
 /** Starts the service. Returns the app once it listens, or undefined after a start-up failure. */
 export async function main (proc: ProcessLike): Promise<FastifyInstance | undefined> {

@@ -9,7 +9,7 @@
  * settings.PORT // 9000, a number
  */
 import envSchema from 'env-schema'
-import { ConfigError } from './errors.js'
+import { ConfigError } from './config-error.js'
 import { ID_VARIANTS } from './coze/variants.js'
 
 export type Env = Record<string, string | undefined>

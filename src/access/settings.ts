@@ -6,7 +6,7 @@
  * @example
  * const access = await resolveAccess(settings, readFile, warnings)
  */
-import { ConfigError } from '../errors.js'
+import { ConfigError } from '../config-error.js'
 import type { Settings } from '../settings.js'
 import { readSecretFile, type CallerSecretError } from './caller-secret.js'
 import { hostName, isLoopback } from './rules.js'

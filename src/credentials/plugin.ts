@@ -7,11 +7,10 @@ import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import { EnvHttpProxyAgent, type Dispatcher } from 'undici'
 import type { Clock } from '../clock.js'
-import { listCredentialFiles } from '../config.js'
 import type { ExchangeReport } from '../token/cache.js'
 import { VERSION } from '../version.js'
 import { CredentialRegistry } from './registry.js'
-import { readCredentialFile, readDefaultCredential, type SourceOptions } from './sources.js'
+import { listCredentialFiles, readCredentialFile, readDefaultCredential, type SourceOptions } from './sources.js'
 
 declare module 'fastify' {
   interface FastifyInstance {

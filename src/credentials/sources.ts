@@ -13,12 +13,12 @@
  * const spec = await readCredentialFile('/etc/coze/com.json', settings, sources)
  * spec.name // 'com'
  */
-import { readFile as fsReadFile, stat } from 'node:fs/promises'
-import { basename, resolve } from 'node:path'
+import { readdir, readFile as fsReadFile, stat } from 'node:fs/promises'
+import { basename, join, resolve } from 'node:path'
 import type { KeyObject } from 'node:crypto'
 import { keyFingerprint, parsePrivateKey, type PrivateKeyError } from '../coze/key.js'
 import { ID_VARIANTS, type TokenRequest } from '../coze/variants.js'
-import { ConfigError } from '../errors.js'
+import { ConfigError } from '../config-error.js'
 import { CREDENTIAL_NAME_PATTERN, fixFor, PRINTABLE, type Env, type Setting, type Settings } from '../settings.js'
 
 export interface SourceOptions {
@@ -257,6 +257,12 @@ function required (setting: Setting): ConfigError {
 /** True for a file of `COZE_OAUTH_CONFIG_DIR` that names a credential: `NAME.json`. */
 export function isCredentialFile (fileName: string): boolean {
   return fileName.endsWith('.json')
+}
+
+/** The files of `COZE_OAUTH_CONFIG_DIR` that name credentials, sorted. */
+export async function listCredentialFiles (dir: string): Promise<string[]> {
+  const names = await readdir(dir)
+  return names.filter(isCredentialFile).sort().map((name) => join(dir, name))
 }
 
 /** A credential's name from its file: the stem, if it is a valid name. */
