@@ -32,6 +32,11 @@ t.test('the service\'s errors, on stderr, with exit 1', async (t) => {
   const bad = fakeProcess(t, sidecarEnv(emulator))
   t.equal(await main(['--ttl', '0'], bad.proc), 1)
   t.equal(bad.fake.stderr, 'coze-token: INVALID_PARAMETER: ttl must be >= 1\n')
+  const unknown = fakeProcess(t, sidecarEnv(emulator))
+  t.equal(await main(['--app', 'com'], unknown.proc), 1)
+  t.equal(unknown.fake.stderr, 'coze-token: INVALID_PARAMETER: app "com" is not configured (configured: default)\n')
+  const named = fakeProcess(t, sidecarEnv(emulator))
+  t.equal(await main(['--app', 'default'], named.proc), 0, '--app names the credential')
 })
 
 t.test('the same configuration as the service, with its guard settings', async (t) => {
