@@ -30,6 +30,8 @@ import { healthRoutes } from './routes/health.js'
 import { metaRoutes } from './routes/metrics.js'
 import { pageRoutes } from './routes/page.js'
 import { PATTERN_HINTS } from './routes/schemas.js'
+import { statusRoutes } from './routes/status.js'
+import { CredentialStatus } from './status.js'
 import { tokenRoutes } from './routes/token.js'
 import { TokenCache, type ExchangeReport } from './token/cache.js'
 import { TokenBucket } from './token/rate.js'
@@ -55,6 +57,8 @@ declare module 'fastify' {
   interface FastifyInstance {
     tokens: TokenCache
     metrics: Metrics
+    /** GET /status, by credential name. */
+    credentialStatus: Map<string, CredentialStatus>
     access: AccessPolicy
     /** Re-reads the key and config files; false (and the old key kept) when the new ones are bad. */
     reloadKey: () => Promise<boolean>
@@ -173,11 +177,14 @@ export function buildApp (options: AppOptions): FastifyInstance {
       onExchange: (report) => {
         logExchange(instance, report)
         metrics.observe(report)
+        status.observe(report)
       }
     })
     const metrics = new Metrics({ cache, defaultRequest: config.defaultRequest, clock })
+    const status = new CredentialStatus({ cache, defaultRequest: config.defaultRequest, clock, appId: config.appId })
     instance.decorate('tokens', cache)
     instance.decorate('metrics', metrics)
+    instance.decorate('credentialStatus', new Map([['default', status]]))
 
     const secret = config.access.secret === undefined ? undefined : new CallerSecret(config.access.secret.value, config.access.secret.file)
     instance.decorate('access', {
@@ -256,6 +263,7 @@ export function buildApp (options: AppOptions): FastifyInstance {
       done(checkAccess(request.headers, scope.access, { skipSecret: request.routeOptions.config.public === true }))
     })
     await scope.register(tokenRoutes)
+    await scope.register(statusRoutes)
     await scope.register(pageRoutes, { version: VERSION })
   })
   app.register(healthRoutes)

@@ -68,6 +68,8 @@ export interface ServedToken {
 /** What is known about one request's token, without fetching anything. */
 export interface TokenStatus {
   token?: ServedToken
+  /** Unix ms at which the token is refreshed in the background, if callers are using it. */
+  refreshAt?: number
   /** The last failure, while the request is failing. */
   error?: SidecarError
 }
@@ -223,7 +225,7 @@ export class TokenCache {
     const held = entry.token !== undefined && now < entry.token.staleUntil ? entry.token : undefined
     const error = entry.lastError === undefined ? undefined : fromExchangeError(entry.lastError)
     return {
-      ...(held === undefined ? {} : { token: now >= held.serveUntil ? held.stale : held.fresh }),
+      ...(held === undefined ? {} : { token: now >= held.serveUntil ? held.stale : held.fresh, refreshAt: this.#clock.now() + held.refreshAt - now }),
       ...(error === undefined ? {} : { error })
     }
   }
