@@ -127,6 +127,9 @@ export function buildApp (options: AppOptions): FastifyInstance {
     frameworkErrors: (error, request, reply) => errorHandler(error, request, reply)
   })
   app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? bodyAjv : textAjv).compile(schema))
+  // JSON bodies only: Fastify's own text/plain parser would turn a text body into a string that then
+  // fails as "body must be a JSON object"; without it, the answer is 415 naming the media type.
+  app.removeContentTypeParser('text/plain')
 
   app.register(fastifyAccepts)
   // Collects every route's schema as it is added, for /openapi.json.

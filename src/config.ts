@@ -20,6 +20,7 @@ import type { TokenRequest } from './coze/variants.js'
 import { ConfigError } from './errors.js'
 import { readSecretFile, type CallerSecretError } from './access/caller-secret.js'
 import { hostName, isLoopback } from './access/rules.js'
+import { unreadableHint } from './key-access.js'
 import type { RetryPolicy } from './token/policy.js'
 
 export type Env = Record<string, string | undefined>
@@ -193,7 +194,7 @@ export async function readOAuthConfig (sources: ConfigSources): Promise<{ file?:
     text = await read(file)
   } catch (error) {
     if (named === undefined && (error as NodeJS.ErrnoException).code === 'ENOENT') return { settings: {} }
-    throw new ConfigError('COZE_OAUTH_CONFIG', `cannot read ${file} (${errno(error)}); ${FIXES.COZE_OAUTH_CONFIG}`)
+    throw new ConfigError('COZE_OAUTH_CONFIG', `cannot read ${file} (${errno(error)}); ${unreadableHint(file, errno(error)) ?? FIXES.COZE_OAUTH_CONFIG}`)
   }
   let json: unknown
   try {
@@ -285,7 +286,7 @@ export async function resolveConfig (settings: Settings, sources: ConfigSources,
     try {
       pem = await read(privateKeyFile)
     } catch (error) {
-      throw new ConfigError(keySetting, `cannot read ${privateKeyFile} (${errno(error)}); ${FIXES.COZE_PRIVATE_KEY_FILE}`)
+      throw new ConfigError(keySetting, `cannot read ${privateKeyFile} (${errno(error)}); ${unreadableHint(privateKeyFile, errno(error)) ?? FIXES.COZE_PRIVATE_KEY_FILE}`)
     }
   } else if (settings.COZE_PRIVATE_KEY !== undefined) {
     keySetting = oauthConfigFile !== undefined && sources.env.COZE_PRIVATE_KEY === undefined ? 'COZE_OAUTH_CONFIG' : 'COZE_PRIVATE_KEY'

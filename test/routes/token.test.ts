@@ -329,7 +329,7 @@ t.test('bad input: 400 naming the field, Coze never asked', async (t) => {
   }
   const raw = [
     [{ 'content-type': 'application/json' }, '{"ttl":', 400, 'body'],
-    [{ 'content-type': 'text/plain' }, 'ttl=900', 400, 'body'],
+    [{ 'content-type': 'text/plain' }, 'ttl=900', 415, 'body'],
     [{ 'content-type': 'application/x-www-form-urlencoded' }, 'ttl=900', 415, 'body'],
     [{ 'content-type': 'application/json' }, JSON.stringify({ session_name: 'x'.repeat(20_000) }), 413, 'body']
   ] as const
