@@ -85,6 +85,7 @@ function sendToken (request: FastifyRequest, reply: FastifyReply, token: ServedT
  */
 function serve (app: FastifyInstance, request: FastifyRequest, reply: FastifyReply, input: TokenInput, format: TokenInput['format']): FastifyReply | Promise<FastifyReply> {
   const tokenRequest = toTokenRequest(input, app.config.defaultRequest)
+  if (input.renew === true) return app.tokens.renew(tokenRequest, app.config.requestDeadlineMs).then((token) => sendToken(request, reply, token, format))
   const hit = app.tokens.cached(tokenRequest)
   if (hit !== undefined) return sendToken(request, reply, hit, format)
   return app.tokens.get(tokenRequest, app.config.requestDeadlineMs).then((token) => sendToken(request, reply, token, format))

@@ -231,6 +231,22 @@ export class TokenCache {
   }
 
   /**
+   * A new token for `request` from Coze, even while the cached one is valid: for the page's New
+   * token. The cached token is kept, and served to everyone else, until the new one arrives, and
+   * kept if the exchange fails. An exchange already in flight is joined; the back-off after a
+   * failure and the rate limit apply as for a miss.
+   * @throws SidecarError as {@link get} does.
+   */
+  async renew (request: TokenRequest, deadlineMs: number): Promise<ServedToken> {
+    const entry = this.#entry(request)
+    const failing = this.#failing(entry, this.#clock.monotonic())
+    if (failing !== undefined) throw failing
+    this.stats.misses++
+    const fresh = await this.#wait(entry, entry.flight ?? this.#startLimited(entry), deadlineMs)
+    return fresh.fresh
+  }
+
+  /**
    * Drops the token cached for `request` and any back-off, so that the next caller gets a new
    * token from Coze: for an app whose Coze call got 4100 after a revocation. An exchange already
    * in flight finishes for its callers, but its token is not kept.
