@@ -67,7 +67,7 @@ export function fingerprint (root, paths) {
       }
       return
     }
-    for (const entry of entries.sort((a, b) => a.name < b.name ? -1 : 1)) walk(relative(root, join(full, entry.name)))
+    for (const name of entries.map((entry) => entry.name).sort()) walk(relative(root, join(full, name)))
   }
   for (const path of paths) walk(path)
   return hash.digest('hex')

@@ -67,6 +67,7 @@ export async function loadOrCreateKey (file: string): Promise<{ key: KeyObject, 
       await link(temporary, file)
       return { key, created: true }
     } catch (error) {
+      /* c8 ignore next - only on a file system without hard links (EPERM, ENOTSUP): its own error */
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error
     }
     // Another process linked its key first: that one is the key.

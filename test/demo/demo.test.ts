@@ -187,6 +187,10 @@ t.test('main with SIDECAR_DEMO=true: start-up failures exit 78 and leave nothing
 t.test('main with SIDECAR_DEMO=true and .demo/ unwritable: serves, and says at warn where the key is', async (t) => {
   const cwd = tempDir(t)
   mkdirSync(join(cwd, '.demo', 'private-key.pem'), { recursive: true }) // a folder where the key should be
+  const quiet = fakeProcess(t, { SIDECAR_DEMO: 'true', PORT: '0', LOG_LEVEL: 'silent' }, cwd)
+  const app = await main(quiet.proc)
+  t.ok(app, 'in-process too')
+  await app?.close()
   const { child, exited, output } = spawnEntry(new URL('../../src/server.ts', import.meta.url), [], { SIDECAR_DEMO: 'true', PORT: '0' }, cwd)
   const [, address] = await output(/Server listening at (http:\/\/[\d.:]+)/)
   t.equal((await request(`${address}/token?format=text`)).statusCode, 200)

@@ -104,6 +104,7 @@ t.test('refuses what Coze refuses, in Coze\'s error shape', async (t) => {
     ['session_name not a string', { claims: { session_name: 7 } }, 400, 'invalid_request', /session_name/],
     ['session_context without ids', { claims: { session_context: { device_info: {} } } }, 400, 'invalid_request', /session_context/],
     ['session_context a string', { claims: { session_context: 'device' } }, 400, 'invalid_request', /session_context/],
+    ['session_context with a device_info string', { claims: { session_context: { device_info: 'd1' } } }, 400, 'invalid_request', /session_context/],
     ['session_context with an empty id', { claims: { session_context: { device_info: { device_id: '' } } } }, 400, 'invalid_request', /session_context/],
     ['duration 0', { body: { grant_type: GRANT, duration_seconds: 0 } }, 400, 'invalid_request', /duration_seconds/],
     ['duration 86400', { body: { grant_type: GRANT, duration_seconds: 86400 } }, 400, 'invalid_request', /duration_seconds/],

@@ -77,7 +77,9 @@ t.test('the schema check catches a broken manifest', async (t) => {
 t.test('the sidecar is a native sidecar on loopback', async (t) => {
   t.ok(sidecar, 'an init container named coze-token-sidecar')
   t.equal(sidecar?.restartPolicy, 'Always', 'restartPolicy: Always (Kubernetes 1.28+ native sidecar)')
-  t.match(sidecar?.image, /^coze-token-sidecar:/)
+  t.equal(sidecar?.image, 'registry.example.com/coze-token-sidecar:0.1.0', 'the tag its README builds and pushes')
+  const readme = readFileSync(new URL('../../examples/kubernetes/README.md', import.meta.url), 'utf8')
+  t.match(readme, `docker build -t ${String(sidecar?.image)} .`, 'the README builds that tag')
   t.equal(env(sidecar, 'HOST'), '127.0.0.1', 'HOST=127.0.0.1: only the pod reaches it, so no caller secret is needed')
   t.equal(env(sidecar, 'PORT'), '8080')
   t.same(sidecar?.ports?.map((port) => port.containerPort), [8080])

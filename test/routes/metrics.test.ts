@@ -67,7 +67,7 @@ t.test('/openapi.json: every route with its schemas, for generating clients', as
   t.same(Object.keys(spec.paths['/token']).sort(), ['delete', 'get', 'post'])
   const get = spec.paths['/token'].get
   t.same(get.parameters.map((parameter: { name: string }) => parameter.name).sort(),
-    ['account_id', 'custom_consumer', 'device_id', 'enterprise_id', 'format', 'session_name', 'ttl'])
+    ['account_id', 'custom_consumer', 'device_id', 'enterprise_id', 'format', 'renew', 'session_name', 'ttl'])
   t.match(get.responses['200'].content['application/json'].schema, { required: ['access_token', 'token_type', 'expires_in', 'expires_at'] })
   t.ok(get.responses['200'].content['text/plain'])
   t.match(get.responses['4XX'] ?? get.responses['4xx'], { content: { 'application/json': { schema: { required: ['statusCode', 'code', 'error', 'message'] } } } })
