@@ -36,6 +36,22 @@ async function readKey (file: string): Promise<KeyObject | 'missing' | 'unusable
   }
 }
 
+/**
+ * `dir` (0700), and its parents when they are missing. Not recursive first: a recursive mkdir
+ * reports a read-only file system as ENOENT (Node 22, seen in the read-only container), where
+ * a plain one says EROFS.
+ */
+async function makeFolder (dir: string): Promise<void> {
+  try {
+    await mkdir(dir, { mode: 0o700 })
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code
+    if (code === 'EEXIST') return
+    if (code !== 'ENOENT') throw error
+    await mkdir(dir, { recursive: true, mode: 0o700 })
+  }
+}
+
 /** A new RSA-2048 private key. */
 export function newKey (): KeyObject {
   return generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey
@@ -49,7 +65,7 @@ export function newKey (): KeyObject {
  */
 export async function loadOrCreateKey (file: string): Promise<{ key: KeyObject, created: boolean }> {
   const dir = dirname(file)
-  await mkdir(dir, { recursive: true, mode: 0o700 })
+  await makeFolder(dir)
   const found = await readKey(file)
   if (typeof found !== 'string') {
     await chmod(file, 0o600)

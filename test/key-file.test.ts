@@ -7,12 +7,13 @@ import { tempDir } from './fixtures/harness.js'
 import { keys } from './fixtures/keys.js'
 
 t.test('a new key: RSA-2048, mode 0600 in a 0700 folder, then the same key on later calls', async (t) => {
-  const file = join(tempDir(t), 'keys', 'k.pem')
+  const file = join(tempDir(t), 'keys', 'demo', 'k.pem') // two folders to make
   const first = await loadOrCreateKey(file)
   t.equal(first.created, true)
   t.equal(first.key.asymmetricKeyDetails?.modulusLength, 2048)
   t.equal(statSync(file).mode & 0o777, 0o600)
   t.equal(statSync(join(file, '..')).mode & 0o777, 0o700)
+  t.equal(statSync(join(file, '..', '..')).mode & 0o777, 0o700, 'and its parent')
   t.ok(createPrivateKey(readFileSync(file, 'utf8')).equals(first.key), 'the file holds it')
   const again = await loadOrCreateKey(file)
   t.equal(again.created, false)
@@ -50,4 +51,5 @@ t.test('a folder that cannot be written is the file system\'s error', async (t) 
   writeFileSync(join(dir, 'file'), '')
   await t.rejects(loadOrCreateKey(join(dir, 'file', 'k.pem')), { code: /^E(NOTDIR|EXIST)$/ })
   await t.rejects(loadOrCreateKey(dir), { code: 'EISDIR' }, 'a folder where the file should be')
+  await t.rejects(loadOrCreateKey(join(dir, 'file', 'sub', 'k.pem')), { code: 'ENOTDIR' }, 'a file where a folder should be')
 })
