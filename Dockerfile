@@ -34,10 +34,13 @@ COPY --from=build /app/dist ./dist
 # runAsUser of its own.
 USER 1000:1000
 EXPOSE 8080
-# node itself is the probe: the slim image has no curl or wget. It asks loopback on the configured
-# PORT, which answers for HOST=0.0.0.0 (the default here) and HOST=127.0.0.1 alike.
-HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
-  CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PORT||8080)+'/healthz',{signal:AbortSignal.timeout(4000)}).then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
+# The probe is bash's /dev/tcp: the slim image has no curl or wget, and a second node process
+# per check would cost ~40 MiB. It asks loopback on the configured PORT,
+# which answers for HOST=0.0.0.0 (the default here) and HOST=127.0.0.1 alike. Every 3 s, so that
+# `docker ps` shows healthy within a few seconds of a working start (--start-interval would do
+# it with a longer interval after, but needs Docker 25; Debian's engine is 20.10).
+HEALTHCHECK --interval=3s --timeout=2s --start-period=10s --retries=3 \
+  CMD ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/${PORT:-8080} && printf 'GET /healthz HTTP/1.1\\r\\nHost: 127.0.0.1\\r\\nConnection: close\\r\\n\\r\\n' >&3 && read -r -t 2 status <&3 && [[ $status == 'HTTP/1.1 200 '* ]]"]
 # Exec form: node is PID 1 and gets SIGTERM itself (src/server.ts drains and exits 0). `docker run
 # --init` is still recommended, so that a zombie child process is always reaped.
 CMD ["node", "dist/server.js"]

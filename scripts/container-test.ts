@@ -1,9 +1,10 @@
 /**
  * The container test (`npm run test:docker`, also run by .ci/run): builds the image, runs it
  * against the Coze emulator the way the README and examples/kubernetes/ run it, and checks what
- * a user of the image would notice: a token inside and outside the container, non-root, healthy,
- * read-only root filesystem and no capabilities, the Kubernetes example's probe commands, no
- * secret in the logs, and a clean exit within 10 s of SIGTERM.
+ * a user of the image would notice: a token inside and outside the container, non-root, healthy
+ * within a few seconds, read-only root filesystem and no capabilities, the Kubernetes example's
+ * probe commands, a key only its owner may read (the message without --user, a token with it),
+ * the demo in a read-only container, no secret in the logs, and a clean exit within 10 s of SIGTERM.
  *
  * It lives in scripts/, not test/, so that the fast suite (`npm test`, tap's default file set)
  * does not build images: a cold run installs a Docker engine and builds a base image first.
@@ -13,7 +14,7 @@
  */
 import { spawn } from 'node:child_process'
 import { generateKeyPairSync, randomBytes } from 'node:crypto'
-import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { chmodSync, chownSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
@@ -155,6 +156,8 @@ async function imageTests (): Promise<void> {
     t.equal(config.Entrypoint, null, 'no entrypoint wrapper')
     t.equal(config.Healthcheck?.Test[0], 'CMD', 'a HEALTHCHECK, in exec form')
     t.match(config.Healthcheck?.Test.join(' ') ?? '', /\/healthz/, 'on /healthz')
+    const health = (await run('docker', ['image', 'inspect', '-f', '{{.Config.Healthcheck.Interval}} {{.Config.Healthcheck.Timeout}}', IMAGE])).stdout.trim()
+    t.equal(health, '3s 2s', 'checked every 3 s: healthy within a few seconds of a working start')
 
     // What `npm ci --omit=dev` must give, from the lock file the image was built from.
     const lock = JSON.parse(readFileSync(join(ROOT, 'package-lock.json'), 'utf8')) as { packages: Record<string, { dev?: boolean, optional?: boolean }> }
@@ -211,7 +214,6 @@ async function serviceTests (): Promise<void> {
       'run', '--detach', '--name', name, '--network', 'host',
       // As examples/kubernetes/ runs it: read-only root, no capabilities, no privilege gain, 128 MiB.
       '--read-only', '--cap-drop', 'ALL', '--security-opt', 'no-new-privileges', '--memory', '128m',
-      '--health-interval', '1s', '--health-timeout', '5s', '--health-retries', '3', '--health-start-period', '30s',
       '--volume', `${keyDir}:/keys:ro`,
       // HOST: loopback only, although the network namespace is the host's.
       '--env', 'HOST=127.0.0.1', '--env', `PORT=${port}`,
@@ -227,7 +229,8 @@ async function serviceTests (): Promise<void> {
 
   /** Polls the container's health status until it is healthy (true) or 60 s have passed. */
   async function becomesHealthy (t: Test, name: string): Promise<boolean> {
-    const deadline = Date.now() + 60_000
+    const started = Date.now()
+    const deadline = started + 60_000
     let state = ''
     while (Date.now() < deadline) {
       state = (await run('docker', ['inspect', '-f', '{{.State.Status}} {{.State.Health.Status}}', name])).stdout.trim()
@@ -235,7 +238,8 @@ async function serviceTests (): Promise<void> {
       if (!state.startsWith('running')) break
       await sleep(250)
     }
-    const healthy = t.equal(state, 'running healthy', 'the container turns healthy')
+    const healthy = t.equal(state, 'running healthy', 'the container turns healthy (the image\'s own HEALTHCHECK)')
+    if (healthy) t.comment(`healthy ${((Date.now() - started) / 1000).toFixed(1)} s after docker run returned`)
     if (!healthy) {
       const logs = await run('docker', ['logs', name])
       t.comment(`container logs:\n${tail(logs.stdout + logs.stderr)}`)
@@ -306,17 +310,22 @@ async function serviceTests (): Promise<void> {
       const result = await run('docker', ['exec', name, ...command])
       t.equal(result.code, 0, `examples/kubernetes: the ${probe} passes`, { stderr: result.stderr })
     }
-    // ...and the readiness probe fails when no token can be had (the app is disabled at Coze).
+    // While Coze refuses the app and no token is cached: the startup probe (a first token) fails,
+    // readiness (the sidecar can serve) and liveness pass; /status says what Coze answered.
     emulator.cozeEmulator.setEnabled(APP_ID, false)
     const dropped = await fetch(`${url}/token`, { method: 'DELETE', headers: bearer })
     t.equal(dropped.status, 204, 'the cached token is dropped')
-    const notReady = await run('docker', ['exec', name, ...probes.readinessProbe])
-    t.not(notReady.code, 0, 'examples/kubernetes: the readinessProbe fails while Coze refuses the app')
+    const notStarted = await run('docker', ['exec', name, ...probes.startupProbe])
+    t.not(notStarted.code, 0, 'examples/kubernetes: the startupProbe (/readyz?strict=true) fails while Coze refuses the app')
+    const stillReady = await run('docker', ['exec', name, ...probes.readinessProbe])
+    t.equal(stillReady.code, 0, 'examples/kubernetes: the readinessProbe still passes: a Coze outage does not empty the Service')
     const alive = await run('docker', ['exec', name, ...probes.livenessProbe])
     t.equal(alive.code, 0, 'examples/kubernetes: the livenessProbe still passes (a restart would not help)')
+    const status = await fetch(`${url}/status`, { headers: bearer })
+    t.match(await status.json(), { credentials: { default: { last_error: { code: 'COZE_ACCESS_DENY', coze: { error_code: 'access_deny' } } } } }, '/status shows Coze\'s refusal')
     emulator.cozeEmulator.setEnabled(APP_ID, true)
-    const ready = await run('docker', ['exec', name, ...probes.readinessProbe])
-    t.equal(ready.code, 0, 'examples/kubernetes: the readinessProbe passes again once Coze does')
+    const started = await run('docker', ['exec', name, ...probes.startupProbe])
+    t.equal(started.code, 0, 'examples/kubernetes: the startupProbe passes once Coze does')
 
     const memory = await run('docker', ['stats', '--no-stream', '--format', '{{.MemUsage}}', name])
     t.comment(`memory in use: ${memory.stdout.trim()}`)
@@ -330,6 +339,65 @@ async function serviceTests (): Promise<void> {
     t.notOk(logText.includes(token), 'the token is not in the logs')
     t.notOk(logText.includes(secret), 'the caller secret is not in the logs')
     t.notOk(logText.includes(keyBody.slice(64, 128)), 'the private key is not in the logs')
+  })
+
+  await t.test('a key only its owner may read (chmod 600, as keys.example/ says), as the README runs it', async (t) => {
+    // A user of the host who is not uid 1000, as most are on a Mac or a shared machine.
+    const owner = 4242
+    const privateDir = mkdtempSync(join(tmpdir(), 'coze-sidecar-0600-'))
+    t.teardown(() => rmSync(privateDir, { recursive: true, force: true }))
+    writeFileSync(join(privateDir, 'private_key.pem'), privateKeyPem, { mode: 0o600 })
+    chownSync(join(privateDir, 'private_key.pem'), owner, owner)
+    chownSync(privateDir, owner, owner)
+    chmodSync(privateDir, 0o700)
+
+    // Without --user: the image's uid 1000 may not read it, and the one line says who must and how.
+    const refused = await start(['--volume', `${privateDir}:/private:ro`, '--env', 'COZE_PRIVATE_KEY_FILE=/private/private_key.pem'])
+    const deadline = Date.now() + 30_000
+    let exit = ''
+    while (Date.now() < deadline) {
+      exit = (await run('docker', ['inspect', '-f', '{{.State.Status}} {{.State.ExitCode}}', refused.name])).stdout.trim()
+      if (exit.startsWith('exited')) break
+      await sleep(250)
+    }
+    t.equal(exit, 'exited 78', 'it stops with exit code 78, a bad setting')
+    const said = await run('docker', ['logs', refused.name])
+    t.match(said.stderr, /COZE_PRIVATE_KEY_FILE: cannot read \/private\/private_key\.pem \(EACCES\); the sidecar runs as uid 1000 \(gid 1000\)/, 'it names the user that must read the key')
+    t.match(said.stderr, '`chown 1000 /private/private_key.pem`', 'and the ways out: chown 1000,')
+    t.match(said.stderr, '`chmod 640`', 'group-readable,')
+    t.match(said.stderr, '`--user "$(id -u):$(id -g)"`', 'or --user')
+
+    // With the README's --user "$(id -u):$(id -g)", for the key's owner: it serves.
+    const served = await start(['--user', `${owner}:${owner}`, '--volume', `${privateDir}:/private:ro`, '--env', 'COZE_PRIVATE_KEY_FILE=/private/private_key.pem'])
+    if (!await becomesHealthy(t, served.name)) return
+    const token = await fetch(`${served.url}/token?format=text`, { headers: bearer })
+    t.equal(token.status, 200, 'a token, with the key readable by its owner only')
+    await token.body?.cancel()
+    await stops(t, served.name)
+  })
+
+  await t.test('the demo in a read-only container with no capabilities, as the README runs it', async (t) => {
+    const name = `coze-token-sidecar-demo-${process.pid}-${randomBytes(3).toString('hex')}`
+    const port = await freePort()
+    containers.push(name)
+    const started = await run('docker', [
+      'run', '--detach', '--name', name, '--network', 'host',
+      '--read-only', '--cap-drop', 'ALL', '--security-opt', 'no-new-privileges', '--memory', '128m',
+      '--env', 'HOST=127.0.0.1', '--env', `PORT=${port}`, '--env', 'SIDECAR_DEMO=true', IMAGE
+    ])
+    if (!t.equal(started.code, 0, 'docker run', { stderr: started.stderr })) return
+    if (!await becomesHealthy(t, name)) return
+    const url = `http://127.0.0.1:${port}`
+    for (const query of ['', '?account_id=7351234567890', '?enterprise_id=volcano_210195']) {
+      const token = await fetch(`${url}/token${query}`)
+      t.equal(token.status, 200, `a demo token${query}`)
+      await token.body?.cancel()
+    }
+    const page = await fetch(`${url}/`)
+    t.match(await page.text(), 'Demo mode:', 'the page says it is a demo')
+    const logs = await run('docker', ['logs', name])
+    t.match(logs.stdout, /the demo key is kept in memory/, 'the key stayed in memory, and the log says so')
+    await stops(t, name)
   })
 
   await t.test('with --init, as the README runs it', async (t) => {

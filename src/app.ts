@@ -28,6 +28,7 @@ import { metricsPlugin } from './metrics.js'
 import { healthRoutes } from './routes/health.js'
 import { metaRoutes } from './routes/metrics.js'
 import { pageRoutes } from './routes/page.js'
+import { statusRoutes } from './routes/status.js'
 import { tokenRoutes } from './routes/token.js'
 import { VERSION } from './version.js'
 
@@ -81,6 +82,9 @@ export function buildApp (options: AppOptions): FastifyInstance {
     frameworkErrors: (error, request, reply) => errorHandler(error, request, reply)
   })
   app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? bodyAjv : textAjv).compile(schema))
+  // JSON bodies only: Fastify's own text/plain parser would turn a text body into a string that then
+  // fails as "body must be a JSON object"; without it, the answer is 415 naming the media type.
+  app.removeContentTypeParser('text/plain')
 
   app.register(fastifyAccepts)
   // Collects every route's schema as it is added, for /openapi.json.
@@ -134,6 +138,7 @@ export function buildApp (options: AppOptions): FastifyInstance {
       done(checkAccess(request.headers, scope.access, { skipSecret: request.routeOptions.config.public === true }))
     })
     await scope.register(tokenRoutes)
+    await scope.register(statusRoutes)
     await scope.register(pageRoutes, { version: VERSION })
   })
   app.register(healthRoutes)

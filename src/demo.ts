@@ -1,7 +1,10 @@
 /**
  * Demo mode (`SIDECAR_DEMO=true`): the sidecar end to end on a machine with no Coze app. A key
- * of its own in `.demo/` (made once, reused after), the Coze emulator in the same process on a
- * loopback port, the key registered there, and the Coze settings that point the sidecar at it.
+ * of its own in `.demo/` (made once, reused after; kept in memory only where `.demo/` cannot be
+ * written, as in a read-only container), the Coze emulator in the same process on a loopback
+ * port, the key registered there, and the Coze settings that point the sidecar at it. The
+ * sidecar is handed the key itself (`COZE_PRIVATE_KEY`), not the file's name, so the key it signs
+ * with is the key the emulator knows, whatever another process does to the file meanwhile.
  * Tokens it hands out are NOT valid at Coze.
  *
  * @example
@@ -9,20 +12,21 @@
  * const app = buildApp({ env: { ...process.env, ...demo.env }, cwd: process.cwd() })
  * app.addHook('onClose', () => demo.close())
  */
-import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto'
-import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises'
+import { createPublicKey, type KeyObject } from 'node:crypto'
 import { resolve } from 'node:path'
 import Fastify from 'fastify'
 import type { Clock } from './clock.js'
 import type { Env } from './config.js'
 import { cozeEmulator } from './emulator/plugin.js'
 import { consoleFingerprint } from './emulator/state.js'
-import { ConfigError } from './config-error.js'
+import { loadOrCreateKey, newKey } from './key-file.js'
 
 /** The demo's OAuth app id (the emulator CLI's default too). */
 export const DEMO_APP_ID = '1000000000001'
 /** An account that has authorized the demo app, so that the cross-account variant can be tried. */
 export const DEMO_ACCOUNT_ID = '7351234567890'
+/** The enterprise whose privileged app the demo app is, so that the enterprise variant can be tried. */
+export const DEMO_ENTERPRISE_ID = 'volcano_210195'
 
 /** The Coze app settings the demo replaces: what is left of the user's would not match its app. */
 const REPLACED = [
@@ -42,8 +46,10 @@ export interface Demo {
   env: Env
   /** The emulator's base URL, `http://127.0.0.1:PORT`. */
   url: string
-  /** The demo key's file. */
-  keyFile: string
+  /** The demo key's file; undefined when `.demo/` could not be written and the key is in memory only. */
+  keyFile?: string
+  /** Why the key is in memory only, for a warning at start. */
+  warning?: string
   /** Stops the emulator. */
   close: () => Promise<void>
 }
@@ -54,41 +60,32 @@ export function demoWanted (value: string | undefined): boolean {
 }
 
 /**
- * The demo's key: the one in `.demo/` when there is one, or a new RSA-2048 key written there
- * (mode 0600, in a 0700 folder that `.gitignore` names). A file that is not an RSA private key
- * any more is replaced: it is the demo's own, and worth nothing.
+ * The settings to build the app with: `env` as it is, or, when its `SIDECAR_DEMO` asks for the
+ * demo, the demo started and its settings laid over `env`. For the service and `coze-token` alike.
  */
-async function demoKey (file: string): Promise<KeyObject> {
-  try {
-    const key = createPrivateKey(await readFile(file, 'utf8'))
-    if (key.asymmetricKeyType === 'rsa' && Number(key.asymmetricKeyDetails?.modulusLength) >= 2048) {
-      await chmod(file, 0o600)
-      return key
-    }
-  } catch {
-    // None yet, or not a key: a new one.
-  }
-  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 })
-  await writeFile(file, privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 })
-  await chmod(file, 0o600) // writeFile's mode applies only to a new file
-  return privateKey
+export async function withDemo (env: Env, cwd: string): Promise<{ env: Env, demo?: Demo }> {
+  if (!demoWanted(env.SIDECAR_DEMO)) return { env }
+  const demo = await startDemo({ cwd })
+  return { env: { ...env, ...demo.env }, demo }
 }
 
 /**
  * Starts the emulator on 127.0.0.1 (a free port) with the demo app and key registered, and
  * returns the settings that point the sidecar at it.
- * @throws ConfigError (`SIDECAR_DEMO`) when `.demo/` cannot be written.
  */
 export async function startDemo (options: DemoOptions): Promise<Demo> {
-  const dir = resolve(options.cwd, '.demo')
-  const keyFile = resolve(dir, 'private-key.pem')
+  const file = resolve(options.cwd, '.demo', 'private-key.pem')
   let privateKey: KeyObject
+  let keyFile: string | undefined = file
+  let warning: string | undefined
   try {
-    await mkdir(dir, { recursive: true, mode: 0o700 })
-    privateKey = await demoKey(keyFile)
+    privateKey = (await loadOrCreateKey(file)).key
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code
-    throw new ConfigError('SIDECAR_DEMO', `cannot write the demo key to ${keyFile} (${String(code)}); run it from a folder you can write to, or unset SIDECAR_DEMO`)
+    // EROFS, EACCES... (a read-only container): a demo needs no key on disk.
+    const code = String((error as NodeJS.ErrnoException).code)
+    privateKey = newKey()
+    keyFile = undefined
+    warning = `demo mode: cannot write ${file} (${code}); the demo key is kept in memory and is new at every start`
   }
   const publicKey = createPublicKey(privateKey)
   const kid = consoleFingerprint(publicKey)
@@ -100,19 +97,30 @@ export async function startDemo (options: DemoOptions): Promise<Demo> {
   emulator.cozeEmulator.registerApp({
     appId: DEMO_APP_ID,
     name: 'demo app',
+    // A privileged app, so that the README's enterprise example works; it gets the other
+    // variants' tokens too.
+    type: 'privileged',
     keys: [{ kid, publicKey }],
-    // What the sidecar puts in aud by default: the host:port of COZE_API_BASE.
-    audience: new URL(url).host,
-    authorizedAccounts: [DEMO_ACCOUNT_ID]
+    // What the sidecar (and coze-go, coze-py) put in aud by default: the host:port of
+    // COZE_API_BASE; coze-java sends the host alone.
+    audience: [new URL(url).host, new URL(url).hostname],
+    authorizedAccounts: [DEMO_ACCOUNT_ID],
+    enterprises: [DEMO_ENTERPRISE_ID]
   })
 
   const env: Env = Object.fromEntries(REPLACED.map((name) => [name, undefined]))
   Object.assign(env, {
     COZE_APP_ID: DEMO_APP_ID,
     COZE_KEY_ID: kid,
-    COZE_PRIVATE_KEY_FILE: keyFile,
+    COZE_PRIVATE_KEY: privateKey.export({ type: 'pkcs8', format: 'pem' }) as string,
     COZE_API_BASE: url,
     SIDECAR_DEMO: 'true'
   })
-  return { env, url, keyFile, close: () => emulator.close() }
+  return {
+    env,
+    url,
+    ...(keyFile === undefined ? {} : { keyFile }),
+    ...(warning === undefined ? {} : { warning }),
+    close: () => emulator.close()
+  }
 }

@@ -13,6 +13,7 @@
  */
 import { parseArgs } from 'node:util'
 import { buildApp } from './app.js'
+import { withDemo } from './demo.js'
 import { isEntryPoint, type ProcessLike } from './entry-point.js'
 import { ConfigError } from './config-error.js'
 
@@ -28,7 +29,8 @@ export const USAGE = `usage: coze-token [options]
   --json                 print the JSON answer instead of the bare token
 
 Configured like the service: COZE_APP_ID, COZE_KEY_ID, COZE_PRIVATE_KEY_FILE (or
-coze_oauth_config.json), COZE_API_BASE...; see the README.
+coze_oauth_config.json), COZE_API_BASE...; SIDECAR_DEMO=true for a demo token (NOT valid
+at Coze); see the README.
 `
 
 const SELECTORS = {
@@ -66,11 +68,15 @@ export async function main (args: string[], proc: ProcessLike): Promise<number> 
     return exit(0)
   }
 
+  // SIDECAR_DEMO=true: a token from the demo's emulator, as the service would hand out.
+  const { env, demo } = await withDemo(proc.env, proc.cwd())
   // Logs would mix with the token on stdout: the command speaks through stderr, and only on failure.
-  const app = buildApp({ env: { ...proc.env, LOG_LEVEL: 'silent' }, cwd: proc.cwd() })
+  const app = buildApp({ env: { ...env, LOG_LEVEL: 'silent' }, cwd: proc.cwd() })
+  if (demo !== undefined) app.addHook('onClose', demo.close)
   try {
     await app.ready()
   } catch (error) {
+    await demo?.close()
     /* c8 ignore next - every start-up check throws a ConfigError; anything else keeps its stack */
     if (!(error instanceof ConfigError)) throw error
     proc.stderr.write(`coze-token: ${error.message}\n`)

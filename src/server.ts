@@ -9,7 +9,7 @@
  */
 import type { FastifyInstance } from 'fastify'
 import { buildApp } from './app.js'
-import { demoWanted, startDemo, type Demo } from './demo.js'
+import { withDemo, type Demo } from './demo.js'
 import { isEntryPoint, type ProcessLike } from './entry-point.js'
 import { ConfigError } from './config-error.js'
 
@@ -19,8 +19,9 @@ export async function main (proc: ProcessLike): Promise<FastifyInstance | undefi
   let app: FastifyInstance
   try {
     // Demo mode: the built-in emulator, and Coze app settings that point at it over the user's.
-    if (demoWanted(proc.env.SIDECAR_DEMO)) demo = await startDemo({ cwd: proc.cwd() })
-    app = buildApp({ env: demo === undefined ? proc.env : { ...proc.env, ...demo.env }, cwd: proc.cwd() })
+    const settings = await withDemo(proc.env, proc.cwd())
+    demo = settings.demo
+    app = buildApp({ env: settings.env, cwd: proc.cwd() })
     if (demo !== undefined) app.addHook('onClose', demo.close)
     await app.ready()
   } catch (error) {
@@ -33,6 +34,7 @@ export async function main (proc: ProcessLike): Promise<FastifyInstance | undefi
     return undefined
   }
   if (demo !== undefined) app.log.warn({ coze_api_base: demo.url }, 'demo mode: tokens come from a built-in Coze emulator and are NOT valid at Coze')
+  if (demo?.warning !== undefined) app.log.warn(demo.warning)
 
   const { host, port, shutdownGraceMs } = app.config
   try {

@@ -7,7 +7,7 @@ t.test('a bug answers 500 INTERNAL_ERROR with no details; the details go to the 
   const emulator = await startEmulator(t)
   const { app, logs } = await startSidecar(t, emulator)
   app.credentials.select().tokens.get = async () => { throw new TypeError('secret internals') }
-  for (const url of ['/token', '/readyz']) {
+  for (const url of ['/token', '/readyz?strict=true']) {
     const response = await app.inject(url)
     t.equal(response.statusCode, 500, url)
     t.same(response.json(), { statusCode: 500, code: 'INTERNAL_ERROR', error: 'Internal Server Error', message: 'internal error' }, url)

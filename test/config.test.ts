@@ -1,4 +1,4 @@
-import { writeFileSync, chmodSync } from 'node:fs'
+import { readFileSync, writeFileSync, chmodSync } from 'node:fs'
 import { join } from 'node:path'
 import t from 'tap'
 import { buildApp } from '../src/app.js'
@@ -194,6 +194,30 @@ t.test('a read that fails without an errno still names the file', async (t) => {
     await app.close().catch(() => {})
     t.match(error, { setting, message: /cannot read \/nowhere\/.* \(Error: disk on fire\)/ }, setting)
   }
+})
+
+t.test('a key or config file the sidecar\'s user may not read: the message says who must read it and how', async (t) => {
+  const denied = async (path: string): Promise<string> => {
+    throw Object.assign(new Error(`EACCES: permission denied, open '${path}'`), { code: 'EACCES' })
+  }
+  for (const [env, setting] of [[{ ...VALID, COZE_OAUTH_CONFIG: 'c.json' }, 'COZE_OAUTH_CONFIG'], [{ ...VALID, COZE_PRIVATE_KEY: undefined, COZE_PRIVATE_KEY_FILE: 'k.pem', COZE_OAUTH_CONFIG: undefined }, 'COZE_PRIVATE_KEY_FILE']] as const) {
+    const read = async (path: string): Promise<string> => {
+      if (setting === 'COZE_PRIVATE_KEY_FILE' && path.endsWith('.json')) throw Object.assign(new Error('no such file'), { code: 'ENOENT' })
+      return await denied(path)
+    }
+    const app = buildApp({ env, cwd: '/keys', logStream: new LogCapture(), readFile: read })
+    const error = await app.ready().then(() => undefined, (e: ConfigError) => e)
+    await app.close().catch(() => {})
+    t.match(error, { setting, message: /cannot read \/keys\/\S+ \(EACCES\); the sidecar runs as uid \d+ \(gid \d+\), which may not read .*`chown \d+ .*--user "\$\(id -u\):\$\(id -g\)"/ }, setting)
+  }
+})
+
+t.test('keys.example/coze_oauth_config.json has the console file\'s shape, and only a placeholder key', async (t) => {
+  const example = new URL('../keys.example/coze_oauth_config.json', import.meta.url).pathname
+  const fields = JSON.parse(readFileSync(example, 'utf8')) as Record<string, unknown>
+  t.match(fields, { client_type: 'jwt', client_id: /^\d+$/, public_key_id: String, coze_api_base: 'https://api.coze.cn', private_key: /PLACEHOLDER/ })
+  const error = await startupError({ COZE_APP_ID: undefined, COZE_KEY_ID: undefined, COZE_PRIVATE_KEY: undefined, COZE_OAUTH_CONFIG: example }, tempDir(t))
+  t.match(error, { setting: 'COZE_OAUTH_CONFIG', message: /^COZE_OAUTH_CONFIG: private_key / }, 'refused as a key, naming the file\'s field')
 })
 
 t.test('an unreadable config file in cwd is an error, not ignored', { skip: process.getuid?.() === 0 ? 'root reads everything' : false }, async (t) => {

@@ -2,6 +2,8 @@ import t from 'tap'
 import { main, USAGE } from '../src/print-token.js'
 import { ACCOUNT_ID, APP_ID, sidecarEnv, startEmulator, tempDir } from './fixtures/harness.js'
 import { fakeProcess, spawnEntry } from './fixtures/process.js'
+import { until } from './fixtures/flush.js'
+import { DEMO_ENTERPRISE_ID } from '../src/demo.js'
 
 t.test('prints one token and exits 0; the selectors become the request', async (t) => {
   const emulator = await startEmulator(t)
@@ -46,6 +48,19 @@ t.test('the same configuration as the service, with its guard settings', async (
   t.match(config.fake.stderr, /^coze-token: COZE_APP_ID: is required/)
   const guarded = fakeProcess(t, sidecarEnv(emulator, { SIDECAR_AUTH_TOKEN: 'a-caller-secret-0123456789', SIDECAR_REQUIRE_HEADER: 'Metadata-Flavor: Coze' }))
   t.equal(await main([], guarded.proc), 0, 'it sends the secret and the required header itself')
+})
+
+t.test('SIDECAR_DEMO=true: a token from the demo\'s emulator, which then stops', async (t) => {
+  const before = process.getActiveResourcesInfo().filter((name) => name === 'TCPServerWrap').length
+  const cwd = tempDir(t)
+  const demo = fakeProcess(t, { SIDECAR_DEMO: 'true' }, cwd)
+  t.equal(await main(['--enterprise-id', DEMO_ENTERPRISE_ID], demo.proc), 0)
+  t.match(demo.fake.stdout, /^czs_[A-Za-z0-9]{64}\n$/)
+  t.equal(demo.fake.stderr, '')
+  const bad = fakeProcess(t, { SIDECAR_DEMO: 'true', COZE_TOKEN_TTL: '0' }, cwd)
+  t.equal(await main([], bad.proc), 78)
+  t.match(bad.fake.stderr, /^coze-token: COZE_TOKEN_TTL: is invalid/)
+  await until(() => process.getActiveResourcesInfo().filter((name) => name === 'TCPServerWrap').length <= before, 'the emulators to close', 2_000)
 })
 
 t.test('usage', async (t) => {

@@ -32,7 +32,7 @@ t.test('tokens, JWTs and the key never appear in logs or error responses', async
   const exposed: string[] = []
   const call = async (sidecar: Sidecar, options: InjectOptions | string): Promise<void> => {
     const response = await sidecar.app.inject(options)
-    if (response.statusCode !== 200 || String(options).includes('/readyz')) exposed.push(response.body)
+    if (response.statusCode !== 200 || /\/readyz|\/status/.test(String(options))) exposed.push(response.body)
   }
 
   // Every variant, both formats, POST with scope and session context, DELETE, probes.
@@ -42,11 +42,14 @@ t.test('tokens, JWTs and the key never appear in logs or error responses', async
   await call(main, { method: 'POST', url: '/token', payload: { session_context: { device_info: { custom_consumer: 'c' } } } })
   await call(main, { method: 'DELETE', url: '/token' })
   await call(main, '/readyz')
+  await call(main, '/readyz?strict=true')
+  await call(main, '/status')
   await call(channel, { method: 'POST', url: '/token', payload: { scope: { account_permission: { permission_list: ['Connector.botChat'] } } } })
   await call(enterprise, '/token')
   // Refusals, outages, garbage and bad input.
   await call(wrongKid, '/token')
-  await call(wrongKid, '/readyz')
+  await call(wrongKid, '/readyz?strict=true')
+  await call(wrongKid, '/status')
   await call(unreachable, '/token')
   await call(main, '/token?account_id=999')
   emulator.state.setEnabled(APP_ID, false)

@@ -45,6 +45,8 @@ export interface RegionDiagnosis {
 /** The token side of a credential, the same for minted and static tokens. */
 export interface TokenSource {
   get: (request: TokenRequest, deadlineMs: number) => Promise<ServedToken>
+  /** A new token even while the cached one is valid (the page's New token); the cached one is kept until it arrives. */
+  renew: (request: TokenRequest, deadlineMs: number) => Promise<ServedToken>
   cached: (request: TokenRequest) => ServedToken | undefined
   delete: (request: TokenRequest) => boolean
   status: (request: TokenRequest) => TokenStatus
@@ -191,20 +193,23 @@ class StaticCredential implements Credential {
       const expiresIn = this.#served.expiresIn
       return expiresIn !== undefined && clock.now() >= expiresIn * 1000 ? undefined : this.#served
     }
+    const get = (): ServedToken => {
+      const token = valid()
+      if (token === undefined) {
+        throw new TokenError('expired', `the static token of credential ${this.name} expired at ${this.#served.expiresAt as string}; put a new one in ${this.#spec.files[this.#spec.files.length - 1] as string}`)
+      }
+      stats.hits++
+      return token
+    }
     this.tokens = {
       cached: () => {
         const token = valid()
         if (token !== undefined) stats.hits++
         return token
       },
-      get: async () => {
-        const token = valid()
-        if (token === undefined) {
-          throw new TokenError('expired', `the static token of credential ${this.name} expired at ${this.#served.expiresAt as string}; put a new one in ${this.#spec.files[this.#spec.files.length - 1] as string}`)
-        }
-        stats.hits++
-        return token
-      },
+      get: async () => get(),
+      // There is nothing to renew a static token from: the file is the source.
+      renew: async () => get(),
       delete: () => false,
       status: () => {
         const token = valid()

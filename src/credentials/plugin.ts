@@ -8,6 +8,7 @@ import fp from 'fastify-plugin'
 import { EnvHttpProxyAgent, type Dispatcher } from 'undici'
 import type { Clock } from '../clock.js'
 import type { ExchangeReport } from '../token/cache.js'
+import { CredentialStatus } from '../status.js'
 import { VERSION } from '../version.js'
 import { CredentialRegistry } from './registry.js'
 import { listCredentialFiles, readCredentialFile, readDefaultCredential, type SourceOptions } from './sources.js'
@@ -17,6 +18,8 @@ declare module 'fastify' {
     credentials: CredentialRegistry
     /** The pool every call to Coze goes through (token exchanges and the gateway). */
     cozeDispatcher: Dispatcher
+    /** GET /status's view of credential `name`, fed by its exchanges. */
+    credentialStatus: (name: string) => CredentialStatus
   }
 }
 
@@ -42,6 +45,12 @@ export const credentialsPlugin = fp(async function credentials (app: FastifyInst
     keepAliveTimeout: 30_000
   })
   const { sources } = options
+  const statuses = new Map<string, CredentialStatus>()
+  const statusOf = (name: string): CredentialStatus => {
+    let status = statuses.get(name)
+    if (status === undefined) statuses.set(name, status = new CredentialStatus({ credential: () => registry.select(name), clock: options.clock }))
+    return status
+  }
   const registry = new CredentialRegistry({
     specs: config.credentials,
     clock: options.clock,
@@ -65,6 +74,7 @@ export const credentialsPlugin = fp(async function credentials (app: FastifyInst
       onExchange: (name, report) => {
         logExchange(app, name, report)
         app.metrics.observe(name, report)
+        statusOf(name).observe(report)
       },
       onWrongRegion: (name, diagnosis) => {
         app.log.warn({ app: name, api_base: diagnosis.configured, registered_at: diagnosis.registeredAt, setting: diagnosis.setting },
@@ -75,6 +85,7 @@ export const credentialsPlugin = fp(async function credentials (app: FastifyInst
   await registry.start()
   app.decorate('credentials', registry)
   app.decorate('cozeDispatcher', dispatcher)
+  app.decorate('credentialStatus', statusOf)
   app.addHook('onClose', async () => {
     registry.close()
     // By now every caller has had its answer (Fastify waited for in-flight requests); what is

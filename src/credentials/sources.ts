@@ -19,6 +19,7 @@ import type { KeyObject } from 'node:crypto'
 import { keyFingerprint, parsePrivateKey, type PrivateKeyError } from '../coze/key.js'
 import { ID_VARIANTS, type TokenRequest } from '../coze/variants.js'
 import { ConfigError } from '../config-error.js'
+import { unreadableHint } from '../key-access.js'
 import { CREDENTIAL_NAME_PATTERN, fixFor, PRINTABLE, type Env, type Setting, type Settings } from '../settings.js'
 
 export interface SourceOptions {
@@ -108,7 +109,7 @@ async function parseFile (file: string, setting: Setting, read: (path: string) =
   try {
     text = await read(file)
   } catch (error) {
-    throw new ConfigError(setting, `cannot read ${file} (${errno(error)}); ${fixFor(setting)}`)
+    throw new ConfigError(setting, `cannot read ${file} (${errno(error)}); ${unreadableHint(file, errno(error)) ?? fixFor(setting)}`)
   }
   let json: unknown
   try {
@@ -221,7 +222,7 @@ export async function readDefaultCredential (settings: Settings, sources: Source
     try {
       pem = await read(privateKeyFile)
     } catch (error) {
-      throw new ConfigError(keySetting, `cannot read ${privateKeyFile} (${errno(error)}); ${fixFor(keySetting)}`)
+      throw new ConfigError(keySetting, `cannot read ${privateKeyFile} (${errno(error)}); ${unreadableHint(privateKeyFile, errno(error)) ?? fixFor(keySetting)}`)
     }
   } else if (values.COZE_PRIVATE_KEY !== undefined) {
     keySetting = fromFile.has('COZE_PRIVATE_KEY') ? 'COZE_OAUTH_CONFIG' : 'COZE_PRIVATE_KEY'

@@ -109,7 +109,7 @@ async function check (state: EmulatorState, ask: TokenAsk, partial: Partial<Acce
   partial.claims = claims
 
   // 7. The audience.
-  if (claims.aud !== app.audience) return invalidJwt(`aud must be ${app.audience}`)
+  if (typeof claims.aud !== 'string' || !app.audiences.has(claims.aud)) return invalidJwt(`aud must be ${app.audience}`)
 
   // 8, 9. Times: integers, exp after iat, not expired, not from the future, not too long.
   const { iat, exp } = claims
@@ -137,9 +137,10 @@ async function check (state: EmulatorState, ask: TokenAsk, partial: Partial<Acce
   if (!app.enabled) return refuse(403, 'access_deny', `app: ${app.name} is currently deactivated by the owner`)
   if (app.type === 'channel' && !app.channelBound) return refuse(403, 'access_deny', 'connector app should bind connector id')
 
-  // 13. The variant's authorization. coze-go also repeats the id in the body: it must agree.
+  // 13. The variant's authorization. coze-go also repeats the id in the body (account_id as a
+  // JSON number, an int64): it must agree with the path's.
   if (ask.accountId !== undefined) {
-    if (body.account_id !== undefined && String(body.account_id) !== ask.accountId) {
+    if (body.account_id !== undefined && !sameAccount(body.account_id, ask.accountId)) {
       return refuse(400, 'invalid_request', 'invalid request: account_id')
     }
     if (!app.authorizedAccounts.has(ask.accountId)) {
@@ -190,8 +191,22 @@ function validScope (scope: unknown): boolean {
   return true
 }
 
+/**
+ * The body's account id against the path's. A string must be the same text. A number is read by
+ * JSON.parse as the nearest double, and ids of 17 digits and more are beyond a double's 53 bits
+ * (coze-go sends an int64): it is compared with the path's id read the same way, which is as
+ * exact as the parsed body allows; the path is the id Coze acts on.
+ */
+function sameAccount (value: unknown, pathId: string): boolean {
+  if (typeof value === 'string') return value === pathId
+  return typeof value === 'number' && Number.isInteger(value) && value === Number(pathId)
+}
+
+/** `{}` (what coze-go sends for an empty SessionContext), or a device_info with one of its two ids. */
 function validSessionContext (context: unknown): boolean {
-  if (!isObject(context) || !isObject(context.device_info)) return false
+  if (!isObject(context)) return false
+  if (context.device_info === undefined) return true
+  if (!isObject(context.device_info)) return false
   const { device_id: deviceId, custom_consumer: consumer } = context.device_info
   const given = [deviceId, consumer].filter((value) => value !== undefined)
   return given.length >= 1 && given.every((value) => typeof value === 'string' && value !== '')

@@ -3,16 +3,19 @@
  * sidecar without a Coze app and for rehearsing outages (`POST /_emulator/faults`).
  *
  * It registers one app. With `--key` (or `COZE_PRIVATE_KEY_FILE`) it registers that key's public
- * half; without, it makes a new key pair and writes the private key where the sidecar can read it.
+ * half; without, it uses the key in `.demo/emulator-private-key.pem`, made on the first run (by
+ * the same writer as demo mode's key), so that a sidecar pointed at it keeps working across
+ * restarts of the emulator.
  */
-import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto'
-import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises'
-import { dirname, resolve } from 'node:path'
+import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto'
+import { readFile } from 'node:fs/promises'
+import { resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { isEntryPoint, type ProcessLike } from '../entry-point.js'
+import { loadOrCreateKey } from '../key-file.js'
 import { cozeEmulator } from './plugin.js'
-import { consoleFingerprint, type AppType } from './state.js'
+import { consoleFingerprint, DEFAULT_KNOBS, type AppType } from './state.js'
 
 export const USAGE = `usage: npm run emulator -- [options]
 
@@ -20,12 +23,15 @@ export const USAGE = `usage: npm run emulator -- [options]
   --port N             port (default 8090)
   --app-id ID          OAuth app id (default $COZE_APP_ID or 1000000000001)
   --key FILE           PEM key to register; a private key's public half is used
-                       (default $COZE_PRIVATE_KEY_FILE; none: a new key is written to .demo/)
+                       (default $COZE_PRIVATE_KEY_FILE; none: a key made once in .demo/)
   --key-id KID         kid to register (default $COZE_KEY_ID, or the key's fingerprint)
   --type TYPE          normal | channel | privileged (default normal)
   --account ID         an account that authorized the app (repeatable)
   --enterprise ID      an enterprise that owns the app (repeatable)
-  --audience AUD       the aud JWTs must carry (default HOST:PORT)
+  --audience AUD       an aud JWTs may carry (repeatable; default HOST:PORT, which
+                       coze-go, coze-py and the sidecar send, and HOST, which coze-java sends)
+  --max-jwt-lifetime S longest exp - iat accepted, in seconds (default ${DEFAULT_KNOBS.maxJwtLifetimeSeconds};
+                       Coze's own limit is unknown)
 `
 
 const APP_TYPES: readonly string[] = ['normal', 'channel', 'privileged']
@@ -53,7 +59,8 @@ export async function main (args: string[], proc: ProcessLike): Promise<FastifyI
         type: { type: 'string', default: 'normal' },
         account: { type: 'string', multiple: true, default: [] },
         enterprise: { type: 'string', multiple: true, default: [] },
-        audience: { type: 'string' },
+        audience: { type: 'string', multiple: true, default: [] },
+        'max-jwt-lifetime': { type: 'string', default: String(DEFAULT_KNOBS.maxJwtLifetimeSeconds) },
         help: { type: 'boolean', default: false }
       }
     }).values
@@ -68,18 +75,20 @@ export async function main (args: string[], proc: ProcessLike): Promise<FastifyI
   const port = Number(values.port)
   if (!Number.isInteger(port) || port < 0 || port > 65535) return usageError('--port must be a port number from 0 to 65535')
   if (!APP_TYPES.includes(values.type)) return usageError('--type must be normal, channel or privileged')
+  const maxJwtLifetimeSeconds = Number(values['max-jwt-lifetime'])
+  if (!Number.isSafeInteger(maxJwtLifetimeSeconds) || maxJwtLifetimeSeconds < 1) return usageError('--max-jwt-lifetime must be a whole number of seconds, 1 or more')
 
   const appId = values['app-id'] ?? proc.env.COZE_APP_ID ?? '1000000000001'
   const keyFile = values.key ?? proc.env.COZE_PRIVATE_KEY_FILE
   let publicKey: KeyObject
   let privateKeyFile = keyFile
   if (keyFile === undefined) {
-    const pair = generateKeyPairSync('rsa', { modulusLength: 2048 })
     privateKeyFile = resolve(proc.cwd(), '.demo', 'emulator-private-key.pem')
-    await mkdir(dirname(privateKeyFile), { recursive: true, mode: 0o700 })
-    await writeFile(privateKeyFile, pair.privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 })
-    await chmod(privateKeyFile, 0o600) // writeFile's mode applies only to a new file
-    publicKey = pair.publicKey
+    try {
+      publicKey = createPublicKey((await loadOrCreateKey(privateKeyFile)).key)
+    } catch (error) {
+      return usageError(`cannot write ${privateKeyFile} (${String((error as NodeJS.ErrnoException).code)}); run it from a folder you can write to, or give --key`)
+    }
   } else {
     let pem: string
     try {
@@ -96,7 +105,7 @@ export async function main (args: string[], proc: ProcessLike): Promise<FastifyI
   const kid = values['key-id'] ?? proc.env.COZE_KEY_ID ?? consoleFingerprint(publicKey)
 
   const app = Fastify({ logger: { level: 'info', stream: proc.stdout }, forceCloseConnections: true })
-  await app.register(cozeEmulator, { control: true })
+  await app.register(cozeEmulator, { control: true, knobs: { maxJwtLifetimeSeconds } })
   let address: string
   try {
     address = await app.listen({ host: values.host, port })
@@ -104,14 +113,15 @@ export async function main (args: string[], proc: ProcessLike): Promise<FastifyI
     await app.close()
     return usageError(`cannot listen on ${values.host}:${port} (${String((error as NodeJS.ErrnoException).code)})`)
   }
-  // The default audience is the address as the sidecar will see it: host:port.
-  const audience = values.audience ?? new URL(address).host
+  // By default, what the SDKs derive from the base URL: host:port (coze-go, coze-py, the
+  // sidecar), or the host alone (coze-java). At Coze, on the default port, the two agree.
+  const audiences = values.audience.length > 0 ? values.audience : [new URL(address).host, new URL(address).hostname]
   app.cozeEmulator.registerApp({
     appId,
     name: 'emulated app',
     type: values.type as AppType,
     keys: [{ kid, publicKey }],
-    audience,
+    audience: audiences,
     authorizedAccounts: values.account,
     enterprises: values.enterprise
   })
@@ -119,7 +129,7 @@ export async function main (args: string[], proc: ProcessLike): Promise<FastifyI
 Coze emulator on ${address} (tokens it issues are NOT valid at Coze)
   app id:   ${appId}
   kid:      ${kid}
-  audience: ${audience}
+  audience: ${audiences.join(' or ')}
 
 Run the sidecar against it:
   COZE_API_BASE=${address} COZE_APP_ID=${appId} COZE_KEY_ID=${kid} \\

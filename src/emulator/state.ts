@@ -23,8 +23,11 @@ export interface EmulatorAppInput {
   channelBound?: boolean
   /** Up to 3 keys per app, like Coze. `kid` defaults to the console's fingerprint of the key. */
   keys: Array<{ kid?: string, publicKey: string | KeyObject }>
-  /** The `aud` the app's JWTs must carry, e.g. `api.coze.cn` or `127.0.0.1:8090`. */
-  audience: string
+  /**
+   * The `aud` the app's JWTs must carry, e.g. `api.coze.cn` or `127.0.0.1:8090`; several are
+   * accepted when given (the first is the one error messages name).
+   */
+  audience: string | string[]
   /** Accounts (or organizations) that authorized this app: the cross-account path. */
   authorizedAccounts?: string[]
   /** Enterprises whose privileged app this is: the enterprise path. */
@@ -38,7 +41,9 @@ export interface EmulatorApp {
   enabled: boolean
   channelBound: boolean
   keys: Map<string, KeyObject>
+  /** The first accepted `aud`. */
   audience: string
+  audiences: Set<string>
   authorizedAccounts: Set<string>
   enterprises: Set<string>
 }
@@ -82,7 +87,11 @@ export type Fault =
 export interface EmulatorKnobs {
   /** Seconds of clock skew tolerated on `iat` and `exp`. [U] at Coze; default 60. */
   leewaySeconds: number
-  /** Longest `exp - iat` accepted. [U]; default 86400 so that coze-go/java with ttl 86399 pass. */
+  /**
+   * Longest `exp - iat` accepted. [U]: Coze documents no cap (its docs' own example JWT lives far
+   * longer); default 86400 so that coze-go and coze-java, whose JWTs live as long as the token
+   * asked for (up to 86399 s), pass. `--max-jwt-lifetime` sets it in the CLI.
+   */
   maxJwtLifetimeSeconds: number
   /** Refuse a JWT header without `typ: JWT`. Default true (every SDK sends it). */
   requireTyp: boolean
@@ -131,6 +140,8 @@ export class EmulatorState {
 
   registerApp (input: EmulatorAppInput): { appId: string, kids: string[] } {
     if (input.keys.length === 0 || input.keys.length > 3) throw new Error('an app has 1 to 3 keys')
+    const audiences = typeof input.audience === 'string' ? [input.audience] : input.audience
+    if (audiences[0] === undefined) throw new Error('an app has at least one audience')
     const keys = new Map<string, KeyObject>()
     for (const { kid, publicKey } of input.keys) {
       // A private key (KeyObject or PEM) is accepted too; its public half is what gets registered.
@@ -144,7 +155,8 @@ export class EmulatorState {
       enabled: input.enabled ?? true,
       channelBound: input.channelBound ?? true,
       keys,
-      audience: input.audience,
+      audience: audiences[0],
+      audiences: new Set(audiences),
       authorizedAccounts: new Set(input.authorizedAccounts ?? []),
       enterprises: new Set(input.enterprises ?? [])
     })

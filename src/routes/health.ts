@@ -1,7 +1,13 @@
 /**
- * Probes. `/healthz`: the process answers. `/readyz`: a token for the default request can be
- * had now (cached, or fetched within the request deadline), so that a pod is not sent traffic
- * it would answer with 503s. They are separate because restarting a sidecar does not fix Coze.
+ * Probes. `/healthz`: the process answers. `/readyz`: this sidecar can serve: configured, its key
+ * loaded (the app is built only then), listening (it answered) and not shutting down. Coze's state
+ * is left out on purpose: in a long Coze outage, a readiness that followed Coze would take every
+ * pod of a Deployment out of its Service at once, work that needs no token included; cached
+ * tokens are served stale meanwhile, and `/status` and `/metrics` show the outage.
+ *
+ * `/readyz?strict=true` also needs a token for the default request (cached, or fetched within
+ * the request deadline): for a startup probe, or a one-off check after a deploy, where a wrong
+ * key or app id should stop the rollout.
  */
 import type { FastifyInstance } from 'fastify'
 import { details, errors, toSidecarError } from '../errors.js'
@@ -19,13 +25,21 @@ export async function healthRoutes (app: FastifyInstance): Promise<void> {
     schema: { summary: 'Liveness: the process is up', response: { 200: statusSchema } }
   }, async () => ({ status: 'ok' }))
 
-  app.get('/readyz', {
+  app.get<{ Querystring: { strict: boolean } }>('/readyz', {
     logLevel: 'warn',
     schema: {
-      summary: 'Readiness: the key is loaded and a token for the default request can be had',
-      response: { 200: statusSchema, 503: errorResponseSchema }
+      summary: 'Readiness: configured, the key loaded, listening and not shutting down; with strict=true, also a token for the default request',
+      querystring: {
+        type: 'object',
+        additionalProperties: false,
+        properties: {
+          strict: { type: 'boolean', default: false, description: 'Also require a token for the default request (for startup probes).' }
+        }
+      },
+      response: { 200: statusSchema, 503: errorResponseSchema, 400: errorResponseSchema }
     }
-  }, async () => {
+  }, async (request) => {
+    if (!request.query.strict) return { status: 'ready' }
     // The default credential; with several and none the default, every one of them.
     const registry = app.credentials
     const targets = registry.defaultName === undefined ? registry.all() : [registry.select()]

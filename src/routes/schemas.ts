@@ -33,7 +33,8 @@ export const tokenQuerySchema = {
   additionalProperties: false,
   properties: {
     ...selectorProperties,
-    format: { type: 'string', enum: ['json', 'text'], description: '`text` answers with the bare token.' }
+    format: { type: 'string', enum: ['json', 'text'], description: '`text` answers with the bare token.' },
+    renew: { type: 'boolean', description: 'A new token from Coze even while the cached one is valid, which is kept until the new one arrives (and if it does not).' }
   }
 } as const
 
@@ -154,4 +155,5 @@ export interface TokenInput {
   scope?: Record<string, unknown>
   session_context?: { device_info: { device_id?: string, custom_consumer?: string } }
   format?: 'json' | 'text'
+  renew?: boolean
 }

@@ -104,6 +104,7 @@ function sendToken (request: FastifyRequest, reply: FastifyReply, token: ServedT
 function serve (app: FastifyInstance, request: FastifyRequest, reply: FastifyReply, input: TokenInput, format: TokenInput['format']): FastifyReply | Promise<FastifyReply> {
   const credential = app.credentials.select(input.app)
   const tokenRequest = toTokenRequest(input, credential)
+  if (input.renew === true) return credential.tokens.renew(tokenRequest, app.config.requestDeadlineMs).then((token) => sendToken(request, reply, token, format))
   const hit = credential.tokens.cached(tokenRequest)
   if (hit !== undefined) return sendToken(request, reply, hit, format)
   return credential.tokens.get(tokenRequest, app.config.requestDeadlineMs).then((token) => sendToken(request, reply, token, format))

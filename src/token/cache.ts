@@ -68,6 +68,8 @@ export interface ServedToken {
 /** What is known about one request's token, without fetching anything. */
 export interface TokenStatus {
   token?: ServedToken
+  /** Unix ms at which the token is refreshed in the background, if callers are using it. */
+  refreshAt?: number
   /** The last failure, while the request is failing. */
   error?: TokenError
 }
@@ -223,9 +225,25 @@ export class TokenCache {
     const held = entry.token !== undefined && now < entry.token.staleUntil ? entry.token : undefined
     const error = entry.lastError === undefined ? undefined : TokenError.exchange(entry.lastError)
     return {
-      ...(held === undefined ? {} : { token: now >= held.serveUntil ? held.stale : held.fresh }),
+      ...(held === undefined ? {} : { token: now >= held.serveUntil ? held.stale : held.fresh, refreshAt: this.#clock.now() + held.refreshAt - now }),
       ...(error === undefined ? {} : { error })
     }
+  }
+
+  /**
+   * A new token for `request` from Coze, even while the cached one is valid: for the page's New
+   * token. The cached token is kept, and served to everyone else, until the new one arrives, and
+   * kept if the exchange fails. An exchange already in flight is joined; the back-off after a
+   * failure and the rate limit apply as for a miss.
+   * @throws TokenError as {@link get} does.
+   */
+  async renew (request: TokenRequest, deadlineMs: number): Promise<ServedToken> {
+    const entry = this.#entry(request)
+    const failing = this.#failing(entry, this.#clock.monotonic())
+    if (failing !== undefined) throw failing
+    this.stats.misses++
+    const fresh = await this.#wait(entry, entry.flight ?? this.#startLimited(entry), deadlineMs)
+    return fresh.fresh
   }
 
   /**

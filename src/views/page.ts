@@ -109,12 +109,18 @@ function tokenPanel (model: PageModel): SafeHtml {
         <p class="error-title"><span id="error-code">${error?.code}</span> <span class="muted">HTTP <span id="error-status">${error?.statusCode}</span></span></p>
         <p id="error-message">${error?.message}</p>
         <dl class="facts" id="coze-details"${coze === undefined ? html` hidden` : ''}>
-          <dt>Coze error code</dt>
-          <dd><code id="coze-code">${coze?.error_code}</code></dd>
-          <dt>Coze message</dt>
-          <dd id="coze-message">${coze?.error_message}</dd>
-          <dt>logid</dt>
-          <dd><code id="coze-logid">${coze?.logid}</code> <span class="muted">(quote it to Coze support)</span></dd>
+          <div id="coze-code-row"${coze?.error_code === undefined ? html` hidden` : ''}>
+            <dt>Coze error code</dt>
+            <dd><code id="coze-code">${coze?.error_code}</code></dd>
+          </div>
+          <div id="coze-message-row"${coze?.error_message === undefined ? html` hidden` : ''}>
+            <dt>Coze message</dt>
+            <dd id="coze-message">${coze?.error_message}</dd>
+          </div>
+          <div id="coze-logid-row"${coze?.logid === undefined ? html` hidden` : ''}>
+            <dt>logid</dt>
+            <dd><code id="coze-logid">${coze?.logid}</code> <span class="muted">(quote it to Coze support)</span></dd>
+          </div>
         </dl>
       </div>
       <div class="actions">

@@ -219,6 +219,12 @@ t.test('static tokens: served as configured, no session selectors, an expiry hon
     t.match(refused.json(), { statusCode: 400, field, message: new RegExp(`^${field} cannot be used with app "pat": it is a static access token, with no session isolation`) }, field)
   }
   t.equal((await app.inject({ method: 'DELETE', url: '/token?app=pat' })).statusCode, 204)
+  const status = (await app.inject('/status')).json()
+  t.same(status.credentials.pat, { kind: 'static', api_base: 'https://api.coze.com', cached_tokens: 1, default_token: { stale: false } })
+  t.same(status.credentials.sat.default_token, { expires_at: '2030-01-01T00:00:00.000Z', stale: false })
+  t.notMatch(JSON.stringify(status), /pat_|sat_/, 'never a token')
+  const renewed = await app.inject('/token?app=pat&renew=true')
+  t.equal(renewed.json().access_token, 'pat_0123456789abcdefghij', 'renew of a static token: the token as configured')
   const page = await app.inject('/?app=pat')
   t.match(page.body, /<span id="app-id">a static access token<\/span>/)
   t.match(page.body, /not known \(a static token\)/)
@@ -258,8 +264,9 @@ t.test('the wrong region: the other region is asked once per key, the error says
   t.equal(cn.state.exchangeCount, 2, 'and the configured base is still the one asked: no switching')
   t.match(app.credentials.select().wrongRegion, { configured: cn.url, registeredAt: com.url, setting: 'COZE_API_BASE' })
   t.match(logs.containing('does not know this key'), [/"registered_at":"http:\/\/127\.0\.0\.1:\d+".*"setting":"COZE_API_BASE"/])
-  const ready = await app.inject('/readyz')
+  const ready = await app.inject('/readyz?strict=true')
   t.match(ready.json(), { code: 'NOT_READY', message: /this key is registered at/ })
+  t.match((await app.inject('/status')).json(), { credentials: { default: { wrong_region: { registered_at: com.url, setting: 'COZE_API_BASE' } } } })
   t.match((await app.inject('/')).body, /this key is registered at/)
 
   const off = await start(t, { ...env, COZE_ALTERNATE_API_BASE: 'off' })
@@ -335,11 +342,11 @@ t.test('the default app\'s console file and the folder at run time: removed, a n
   const page = await app.inject('/')
   t.match(page.body, /<option value="cn" selected>/, 'the page shows the first, with a picker')
 
-  const ready = await app.inject('/readyz')
+  const ready = await app.inject('/readyz?strict=true')
   t.equal(ready.statusCode, 200, 'with no default, every credential is checked')
   cn.state.setEnabled(APP_ID, false)
   await app.inject({ method: 'DELETE', url: '/token?app=cn' })
-  const notReady = await app.inject('/readyz')
+  const notReady = await app.inject('/readyz?strict=true')
   t.match(notReady.json(), { statusCode: 503, message: /of cn: Coze denied access/ })
 })
 

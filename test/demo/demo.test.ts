@@ -1,11 +1,11 @@
 import { createPrivateKey, createPublicKey } from 'node:crypto'
-import { chmodSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import { chmodSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { connect } from 'node:net'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { request } from 'undici'
 import { buildApp } from '../../src/app.js'
-import { DEMO_ACCOUNT_ID, DEMO_APP_ID, demoWanted, startDemo } from '../../src/demo.js'
+import { DEMO_ACCOUNT_ID, DEMO_APP_ID, DEMO_ENTERPRISE_ID, demoWanted, startDemo } from '../../src/demo.js'
 import { consoleFingerprint } from '../../src/emulator/state.js'
 import { main } from '../../src/server.js'
 import { tempDir } from '../fixtures/harness.js'
@@ -46,18 +46,22 @@ t.test('startDemo: a key in .demo/ (0600), the emulator on loopback, settings th
   const cwd = tempDir(t)
   const demo = await startDemo({ cwd })
   t.teardown(demo.close)
-  t.equal(demo.keyFile, join(cwd, '.demo', 'private-key.pem'))
-  t.equal(statSync(demo.keyFile).mode & 0o777, 0o600, 'the key is private')
+  const keyFile = join(cwd, '.demo', 'private-key.pem')
+  t.equal(demo.keyFile, keyFile)
+  t.equal(demo.warning, undefined)
+  t.equal(statSync(keyFile).mode & 0o777, 0o600, 'the key is private')
   t.equal(statSync(join(cwd, '.demo')).mode & 0o777, 0o700, 'so is its folder')
-  const key = createPrivateKey(readFileSync(demo.keyFile, 'utf8'))
+  const pem = readFileSync(keyFile, 'utf8')
+  const key = createPrivateKey(pem)
   t.equal(key.asymmetricKeyType, 'rsa')
   t.equal(key.asymmetricKeyDetails?.modulusLength, 2048)
   t.match(demo.url, /^http:\/\/127\.0\.0\.1:\d+$/)
   t.same(demo.env, {
     COZE_APP_ID: DEMO_APP_ID,
     COZE_KEY_ID: consoleFingerprint(createPublicKey(key)),
-    COZE_PRIVATE_KEY_FILE: demo.keyFile,
-    COZE_PRIVATE_KEY: undefined,
+    COZE_PRIVATE_KEY_FILE: undefined,
+    // The key itself, not the file's name: the sidecar signs with the key the emulator knows.
+    COZE_PRIVATE_KEY: pem,
     COZE_API_BASE: demo.url,
     COZE_JWT_AUDIENCE: undefined,
     COZE_ACCOUNT_ID: undefined,
@@ -74,6 +78,7 @@ t.test('startDemo: a key in .demo/ (0600), the emulator on loopback, settings th
   t.same(app.config.warnings, [], 'the key id is the key\'s fingerprint, and the key file is private')
   await tokenWorks(t, origin, demo.url)
   await tokenWorks(t, origin, demo.url, `?account_id=${DEMO_ACCOUNT_ID}`)
+  await tokenWorks(t, origin, demo.url, `?enterprise_id=${DEMO_ENTERPRISE_ID}`)
   const page = await request(`${origin}/`)
   const html = await page.body.text()
   t.match(html, 'Demo mode:')
@@ -85,24 +90,41 @@ t.test('startDemo: a key in .demo/ (0600), the emulator on loopback, settings th
 
 t.test('startDemo: the key is made once and reused; a broken or weak one is replaced', async (t) => {
   const cwd = tempDir(t)
+  const keyFile = join(cwd, '.demo', 'private-key.pem')
   const first = await startDemo({ cwd })
   await first.close()
-  const pem = readFileSync(first.keyFile, 'utf8')
-  chmodSync(first.keyFile, 0o644)
+  const pem = readFileSync(keyFile, 'utf8')
+  chmodSync(keyFile, 0o644)
   const second = await startDemo({ cwd })
   await second.close()
-  t.equal(readFileSync(second.keyFile, 'utf8'), pem, 'the same key')
+  t.equal(readFileSync(keyFile, 'utf8'), pem, 'the same key')
   t.equal(second.env.COZE_KEY_ID, first.env.COZE_KEY_ID, 'so the same key id')
-  t.equal(statSync(second.keyFile).mode & 0o777, 0o600, 'made private again')
+  t.equal(statSync(keyFile).mode & 0o777, 0o600, 'made private again')
 
   for (const [what, content] of [['not a key', 'garbage'], ['an EC key', keys.ec], ['a 1024-bit key', keys.rsa1024]]) {
-    writeFileSync(first.keyFile, content as string)
+    writeFileSync(keyFile, content as string)
     const again = await startDemo({ cwd })
     await again.close()
-    const key = createPrivateKey(readFileSync(again.keyFile, 'utf8'))
+    const key = createPrivateKey(readFileSync(keyFile, 'utf8'))
     t.equal(key.asymmetricKeyDetails?.modulusLength, 2048, `${what}: replaced by a new RSA-2048 key`)
+    t.equal(again.env.COZE_PRIVATE_KEY, readFileSync(keyFile, 'utf8'), 'the one handed to the sidecar')
     t.not(again.env.COZE_KEY_ID, first.env.COZE_KEY_ID)
-    t.equal(statSync(again.keyFile).mode & 0o777, 0o600)
+    t.equal(statSync(keyFile).mode & 0o777, 0o600)
+  }
+})
+
+t.test('startDemo: two demos started at once on a fresh folder agree on one key, and both serve', async (t) => {
+  const cwd = tempDir(t)
+  const demos = await Promise.all([startDemo({ cwd }), startDemo({ cwd }), startDemo({ cwd })])
+  for (const demo of demos) t.teardown(demo.close)
+  const kids = new Set(demos.map((demo) => demo.env.COZE_KEY_ID))
+  t.equal(kids.size, 1, 'one key id')
+  t.equal(demos[0]!.env.COZE_PRIVATE_KEY, readFileSync(join(cwd, '.demo', 'private-key.pem'), 'utf8'), 'the key on disk')
+  t.same(readdirSync(join(cwd, '.demo')), ['private-key.pem'], 'no temporary file left')
+  for (const demo of demos) {
+    const app = buildApp({ env: demo.env, cwd, logStream: new LogCapture() })
+    t.teardown(() => app.close())
+    t.equal((await app.inject('/token')).statusCode, 200, 'each sidecar gets tokens from its emulator')
   }
 })
 
@@ -118,14 +140,17 @@ t.test('startDemo: the emulator runs on the given clock', async (t) => {
   t.ok(token.expires_in >= before + 900 && token.expires_in <= before + 902, 'expires_in on the emulator\'s clock')
 })
 
-t.test('startDemo: a folder it cannot write to is a ConfigError naming SIDECAR_DEMO', async (t) => {
+t.test('startDemo: where .demo/ cannot be written (a read-only container), the key stays in memory', async (t) => {
   const cwd = tempDir(t)
   writeFileSync(join(cwd, '.demo'), 'a file where the folder should be')
-  await t.rejects(startDemo({ cwd }), {
-    name: 'ConfigError',
-    setting: 'SIDECAR_DEMO',
-    message: new RegExp(`^SIDECAR_DEMO: cannot write the demo key to ${join(cwd, '.demo', 'private-key.pem')} \\(E[A-Z]+\\); run it from a folder you can write to, or unset SIDECAR_DEMO$`)
-  })
+  const demo = await startDemo({ cwd })
+  t.teardown(demo.close)
+  t.equal(demo.keyFile, undefined)
+  t.match(demo.warning, new RegExp(`^demo mode: cannot write ${join(cwd, '.demo', 'private-key.pem')} \\(E[A-Z]+\\); the demo key is kept in memory`))
+  t.equal(readFileSync(join(cwd, '.demo'), 'utf8'), 'a file where the folder should be', 'nothing written')
+  const app = buildApp({ env: demo.env, cwd, logStream: new LogCapture() })
+  t.teardown(() => app.close())
+  t.equal((await app.inject('/token')).statusCode, 200)
 })
 
 t.test('main with SIDECAR_DEMO=true: serves demo tokens with no Coze app; SIGTERM stops the emulator too', async (t) => {
@@ -158,14 +183,23 @@ t.test('main with SIDECAR_DEMO=true: start-up failures exit 78 and leave nothing
   t.match(bad.fake.stderr, /^coze-token-sidecar: COZE_TOKEN_TTL: is invalid/)
   // Closed servers leave the list a moment after close() resolves.
   await until(() => listening() <= before, 'the emulator to close', 2_000)
+})
 
+t.test('main with SIDECAR_DEMO=true and .demo/ unwritable: serves, and says at warn where the key is', async (t) => {
   const cwd = tempDir(t)
   mkdirSync(join(cwd, '.demo', 'private-key.pem'), { recursive: true }) // a folder where the key should be
-  const unwritable = fakeProcess(t, { SIDECAR_DEMO: 'true', LOG_LEVEL: 'silent' }, cwd)
-  t.equal(await main(unwritable.proc), undefined)
-  t.same(unwritable.fake.exits, [78])
-  t.match(unwritable.fake.stderr, /^coze-token-sidecar: SIDECAR_DEMO: cannot write the demo key to .*private-key\.pem \(EISDIR\)/)
-  t.ok(listening() <= before, 'no emulator was started')
+  const quiet = fakeProcess(t, { SIDECAR_DEMO: 'true', PORT: '0', LOG_LEVEL: 'silent' }, cwd)
+  const app = await main(quiet.proc)
+  t.ok(app, 'in-process too')
+  await app?.close()
+  const { child, exited, output } = spawnEntry(new URL('../../src/server.ts', import.meta.url), [], { SIDECAR_DEMO: 'true', PORT: '0' }, cwd)
+  const [, address] = await output(/Server listening at (http:\/\/[\d.:]+)/)
+  t.equal((await request(`${address}/token?format=text`)).statusCode, 200)
+  child.kill('SIGTERM')
+  const run = await exited
+  t.equal(run.code, 0)
+  const warnings = run.stdout.split('\n').filter((line) => line.includes('kept in memory')).map((line) => JSON.parse(line))
+  t.match(warnings, [{ level: 40, msg: /^demo mode: cannot write .*private-key\.pem \(EISDIR\); the demo key is kept in memory/ }])
 })
 
 t.test('main without SIDECAR_DEMO and nothing configured: exit 78, naming SIDECAR_DEMO', async (t) => {

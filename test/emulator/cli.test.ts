@@ -39,9 +39,20 @@ t.test('without a key: makes one, prints how to run the sidecar, and the sidecar
   t.equal(response.statusCode, 200)
   t.match(response.json(), { access_token: /^czs_/ })
 
+  t.match(emulator!.cozeEmulator.apps.get('1000000000001'), { audience: /^127\.0\.0\.1:\d+$/ })
+  t.same([...emulator!.cozeEmulator.apps.get('1000000000001')!.audiences].slice(1), ['127.0.0.1'], 'and the host alone, as coze-java sends it')
+  t.equal(emulator!.cozeEmulator.knobs.maxJwtLifetimeSeconds, 86_400)
+
   fake.signal('SIGTERM')
   await until(() => fake.exits.length > 0, 'the exit')
   t.same(fake.exits, [0])
+
+  // Run again: the same key, so a sidecar pointed at it keeps working.
+  const next = fakeProcess(t, {}, cwd)
+  const again = await main(['--port', '0', '--max-jwt-lifetime', '600'], next.proc)
+  t.teardown(() => again?.close())
+  t.equal(printedSettings(next.fake.stdout).COZE_KEY_ID, settings.COZE_KEY_ID, 'the key made on the first run')
+  t.equal(again!.cozeEmulator.knobs.maxJwtLifetimeSeconds, 600)
 })
 
 t.test('with a key, app id, type, accounts and enterprises', async (t) => {
@@ -78,6 +89,8 @@ t.test('usage: --help, and every bad argument with exit 64', async (t) => {
     [['--port', 'x'], /--port must be a port number/],
     [['--port', '70000'], /--port must be a port number/],
     [['--type', 'weird'], /--type must be normal, channel or privileged/],
+    [['--max-jwt-lifetime', '0'], /--max-jwt-lifetime must be a whole number/],
+    [['--max-jwt-lifetime', 'x'], /--max-jwt-lifetime must be a whole number/],
     [['--nope'], /Unknown option '--nope'/],
     [['--key', 'missing.pem'], /--key missing.pem: cannot read it \(ENOENT\)/],
     [['--key', 'garbage.pem'], /--key garbage.pem: not a PEM key/],
@@ -90,6 +103,15 @@ t.test('usage: --help, and every bad argument with exit 64', async (t) => {
     t.match(fake.stderr, message, args.join(' '))
     t.match(fake.stderr, /usage: npm run emulator/)
   }
+})
+
+t.test('without a key, in a folder that cannot be written: exit 64, saying so', async (t) => {
+  const cwd = tempDir(t)
+  writeFileSync(join(cwd, '.demo'), 'a file where the folder should be')
+  const { proc, fake } = fakeProcess(t, {}, cwd)
+  t.equal(await main(['--port', '0'], proc), undefined)
+  t.same(fake.exits, [64])
+  t.match(fake.stderr, /^emulator: cannot write .*emulator-private-key\.pem \(E[A-Z]+\); run it from a folder you can write to, or give --key/)
 })
 
 t.test('as a process: listens, answers, stops on SIGTERM', async (t) => {

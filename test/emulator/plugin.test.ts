@@ -104,6 +104,7 @@ t.test('refuses what Coze refuses, in Coze\'s error shape', async (t) => {
     ['session_name not a string', { claims: { session_name: 7 } }, 400, 'invalid_request', /session_name/],
     ['session_context without ids', { claims: { session_context: { device_info: {} } } }, 400, 'invalid_request', /session_context/],
     ['session_context a string', { claims: { session_context: 'device' } }, 400, 'invalid_request', /session_context/],
+    ['session_context with a device_info string', { claims: { session_context: { device_info: 'd1' } } }, 400, 'invalid_request', /session_context/],
     ['session_context with an empty id', { claims: { session_context: { device_info: { device_id: '' } } } }, 400, 'invalid_request', /session_context/],
     ['duration 0', { body: { grant_type: GRANT, duration_seconds: 0 } }, 400, 'invalid_request', /duration_seconds/],
     ['duration 86400', { body: { grant_type: GRANT, duration_seconds: 86400 } }, 400, 'invalid_request', /duration_seconds/],
@@ -160,6 +161,28 @@ t.test('apps: disabled, channel without a channel, privileged, cross-account', a
   const account = await post(emulator, { path: `/api/permission/oauth2/account/${ACCOUNT_ID}/token`, body: { grant_type: GRANT, account_id: Number(ACCOUNT_ID) } })
   t.equal(account.status, 200, 'coze-go repeats the account id in the body')
   t.equal(emulator.state.setEnabled('nope', true), false)
+})
+
+t.test('what coze-go and coze-java send: a 17-digit account id as a JSON number, an empty session_context, an aud without a port', async (t) => {
+  const emulator = await startEmulator(t)
+  const { host, hostname } = new URL(emulator.url)
+  const organization = '73512345678901234' // 17 digits: beyond a double's 53 bits
+  emulator.state.registerApp({ appId: '555', name: 'sdk app', audience: [host, hostname], keys: [{ kid: KID, publicKey: keys.publicKey }], authorizedAccounts: [organization] })
+  const path = `/api/permission/oauth2/account/${organization}/token`
+  // coze-go: getAccessTokenReq.AccountID is an *int64, written as a JSON number (auth.go).
+  const goBody = `{"client_id":"555","grant_type":"${GRANT}","duration_seconds":900,"account_id":${organization}}`
+  const go = await post(emulator, { path, claims: { iss: '555', session_context: {} }, rawBody: goBody })
+  t.equal(go.status, 200, 'coze-go\'s body and its empty SessionContext')
+  t.equal((await post(emulator, { path, claims: { iss: '555' }, body: { grant_type: GRANT, account_id: organization } })).status, 200, 'the id as a string')
+  const other = await post(emulator, { path, claims: { iss: '555' }, rawBody: `{"grant_type":"${GRANT}","account_id":73512345678901000}` })
+  t.match(other, { status: 400, json: { error_message: 'invalid request: account_id' } }, 'another id is still refused')
+  const fractional = await post(emulator, { path, claims: { iss: '555' }, body: { grant_type: GRANT, account_id: 1.5 } })
+  t.equal(fractional.status, 400, 'not an id')
+  // coze-java: aud is java.net.URL#getHost(), never a port (OAuthClient.java, JWTOAuthClient.java).
+  t.equal((await post(emulator, { claims: { iss: '555', aud: hostname } })).status, 200, 'aud without the port')
+  t.equal((await post(emulator, { claims: { iss: '555', aud: host } })).status, 200, 'aud with it')
+  t.match(await post(emulator, { claims: { iss: '555', aud: 'api.coze.cn' } }), { status: 401, json: { error_message: `invalid jwt: aud must be ${host}` } })
+  t.throws(() => emulator.state.registerApp({ appId: '556', audience: [], keys: [{ publicKey: keys.publicKey }] }), /at least one audience/)
 })
 
 t.test('protected routes: a valid token works, a revoked, expired or disabled one gets 4100', async (t) => {

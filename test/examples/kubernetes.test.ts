@@ -2,7 +2,7 @@
  * examples/kubernetes/: every manifest is valid against the Kubernetes API schema (the official
  * OpenAPI, as compiled into kubernetes-models' validators, offline), and the pod follows our
  * container policy (anchors §6.15): non-root, read-only root filesystem, no capabilities, the key
- * read-only from a Secret, probes on /healthz and /readyz, resources set.
+ * read-only from a Secret, probes on /healthz and /readyz (strict for startup), resources set.
  *
  * That the probe commands work against the real image is checked by the container test
  * (scripts/container-test.ts, `npm run test:docker`), which runs them in a container.
@@ -77,7 +77,9 @@ t.test('the schema check catches a broken manifest', async (t) => {
 t.test('the sidecar is a native sidecar on loopback', async (t) => {
   t.ok(sidecar, 'an init container named coze-token-sidecar')
   t.equal(sidecar?.restartPolicy, 'Always', 'restartPolicy: Always (Kubernetes 1.28+ native sidecar)')
-  t.match(sidecar?.image, /^coze-token-sidecar:/)
+  t.equal(sidecar?.image, 'registry.example.com/coze-token-sidecar:0.1.0', 'the tag its README builds and pushes')
+  const readme = readFileSync(new URL('../../examples/kubernetes/README.md', import.meta.url), 'utf8')
+  t.match(readme, `docker build -t ${String(sidecar?.image)} .`, 'the README builds that tag')
   t.equal(env(sidecar, 'HOST'), '127.0.0.1', 'HOST=127.0.0.1: only the pod reaches it, so no caller secret is needed')
   t.equal(env(sidecar, 'PORT'), '8080')
   t.same(sidecar?.ports?.map((port) => port.containerPort), [8080])
@@ -87,13 +89,13 @@ t.test('the sidecar is a native sidecar on loopback', async (t) => {
   t.equal(pod?.automountServiceAccountToken, false, 'no Kubernetes API token in the pod')
 })
 
-t.test('probes: liveness and startup on /healthz, readiness on /readyz', async (t) => {
+t.test('probes: liveness on /healthz, startup on a first token (/readyz?strict=true), readiness on /readyz', async (t) => {
   const path = (probe: IProbe | undefined): string | undefined => {
     const script = probe?.exec?.command?.join(' ') ?? ''
     return /GET (\/\S*) HTTP\/1\.1/.exec(script)?.[1]
   }
   t.equal(path(sidecar?.livenessProbe), '/healthz')
-  t.equal(path(sidecar?.startupProbe), '/healthz')
+  t.equal(path(sidecar?.startupProbe), '/readyz?strict=true')
   t.equal(path(sidecar?.readinessProbe), '/readyz')
   for (const name of ['livenessProbe', 'startupProbe', 'readinessProbe'] as const) {
     const probe = sidecar?.[name]
@@ -102,8 +104,9 @@ t.test('probes: liveness and startup on /healthz, readiness on /readyz', async (
     t.match(probe?.exec?.command?.join(' '), /\/dev\/tcp\/127\.0\.0\.1\/\$\{PORT:-8080\}/, `${name}: asks loopback on PORT`)
     t.ok((probe?.timeoutSeconds ?? 1) >= 2, `${name}: timeoutSeconds is set`)
   }
-  // /readyz may wait up to SIDECAR_REQUEST_DEADLINE (5 s) for Coze.
-  t.ok((sidecar?.readinessProbe?.timeoutSeconds ?? 0) > 5, 'readiness outlasts the request deadline')
+  // /readyz?strict=true may wait up to SIDECAR_REQUEST_DEADLINE (5 s) for Coze.
+  t.ok((sidecar?.startupProbe?.timeoutSeconds ?? 0) > 5, 'the startup probe outlasts the request deadline')
+  t.match(sidecar?.startupProbe?.exec?.command?.join(' '), /read -r -t 6/, 'and so does its read')
 })
 
 t.test('resources are requested and limited', async (t) => {

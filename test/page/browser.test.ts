@@ -86,23 +86,48 @@ t.test('with JavaScript: masked token, Show, Copy, countdown, New token, the for
   t.not(alice, second, 'a session name gets a token of its own')
   t.equal(alice, (await tokenOf(origin, '?session_name=alice')).access_token)
 
-  // Coze refuses: the page says what Coze said, with the logid.
+  // Coze refuses New token: the page says what Coze said, with the logid, and keeps the token
+  // it has, which the sidecar keeps serving.
   emulator.state.setEnabled(APP_ID, false)
   await page.click('#new-token')
   await page.waitForSelector('#token-error', { state: 'visible' })
-  t.notOk(await page.isVisible('#token-view'), 'no token on show')
+  t.ok(await page.isVisible('#token-view'), 'the current token is still on show')
+  t.equal(await page.innerText('#token-value'), alice, 'the same one')
+  t.equal(await page.textContent('#status'), 'No new token; the one above is still valid.')
+  t.equal((await tokenOf(origin, '?session_name=alice')).access_token, alice, 'and the sidecar still serves it')
   t.equal(await page.textContent('#error-code'), 'COZE_ACCESS_DENY')
   t.equal(await page.textContent('#error-status'), '502')
   t.equal(await page.textContent('#coze-code'), 'access_deny')
   const logid = await page.textContent('#coze-logid') as string
   t.match(logid, /^\d{14}[0-9A-F]{20}$/)
   t.ok(logs.exchanges.some((exchange) => exchange.logid === logid), 'the logid of the refused exchange')
+  await screenshot(page, 'page-new-token-refused')
+
+  // A request with nothing cached: the error alone.
+  await page.fill('#session-name', 'carol')
+  await page.click('#request-form button[type=submit]')
+  await waitForText(page, '#token-for', 'session name carol')
+  await page.waitForSelector('#token-view', { state: 'hidden' })
+  t.equal(await page.textContent('#error-code'), 'COZE_ACCESS_DENY', 'no token on show, the refusal instead')
   await screenshot(page, 'page-refused')
   await page.emulateMedia({ colorScheme: 'dark' })
   await screenshot(page, 'page-refused-dark')
+  await page.emulateMedia({ colorScheme: 'light' })
+
+  // Coze answers an HTML page: no Coze code or message, so no such rows.
+  emulator.state.setEnabled(APP_ID, true)
+  emulator.state.injectFault({ kind: 'html' }, Infinity)
+  await page.fill('#session-name', 'dave')
+  await page.click('#request-form button[type=submit]')
+  await waitForText(page, '#token-for', 'session name dave')
+  await waitForText(page, '#error-code', 'COZE_BAD_RESPONSE')
+  t.ok(await page.isHidden('#coze-code-row'), 'no empty "Coze error code" row')
+  t.ok(await page.isHidden('#coze-message-row'), 'no empty "Coze message" row')
+  t.equal(await page.isVisible('#coze-logid-row'), (await page.textContent('#coze-logid')) !== '', 'the logid row when there is a logid')
+  await screenshot(page, 'page-html-answer')
+  emulator.state.clearFaults()
 
   // A bad parameter is an error of the sidecar's own, in the same place.
-  emulator.state.setEnabled(APP_ID, true)
   await page.fill('#session-name', '')
   await page.fill('#account-id', '7351')
   await page.fill('#enterprise-id', 'volcano_1')
@@ -152,6 +177,20 @@ t.test('with a caller secret: the page asks for it, sends it only as a header, t
   await waitForText(page, '#token-for', 'session name bob')
   await page.waitForSelector('#token-view', { state: 'visible' })
 
+  // Coze refuses, and a right secret is still shown as accepted.
+  await page.click('#forget')
+  emulator.state.setEnabled(APP_ID, false)
+  const dropped = await request(`${origin}/token?session_name=bob`, { method: 'DELETE', headers: { authorization: `Bearer ${SECRET}` } })
+  t.equal(dropped.statusCode, 204, 'nothing cached for the request on show')
+  await dropped.body.dump()
+  await page.fill('#secret', SECRET)
+  await page.click('#auth-form button[type=submit]')
+  await waitForText(page, '#error-code', 'COZE_ACCESS_DENY')
+  t.match(await page.textContent('#auth-status'), /^Unlocked\./, 'the secret was accepted, whatever Coze says')
+  t.ok(await page.isVisible('#forget'), 'and can be forgotten')
+  await screenshot(page, 'page-auth-coze-refused')
+  emulator.state.setEnabled(APP_ID, true)
+
   await page.click('#forget')
   t.notOk(await page.isVisible('#token-view'), 'Forget hides the token')
   t.equal(await page.textContent('#token-value'), '', 'and drops it from the page')
@@ -165,7 +204,7 @@ t.test('with a caller secret: the page asks for it, sends it only as a header, t
   t.same(tokenCalls.filter(({ authorization }) => authorization !== undefined && authorization !== `Bearer ${SECRET}` && authorization !== 'Bearer a-wrong-secret-0123456789'), [])
   t.ok(tokenCalls.some(({ authorization }) => authorization === `Bearer ${SECRET}`), 'the secret went as the Authorization header')
   t.same(authorizations.filter(({ url, authorization }) => new URL(url).pathname !== '/token' && authorization !== undefined), [], 'and only to /token')
-  t.same(problems.filter(expectedStatus(401)), [], 'no console errors, exceptions or CSP violations')
+  t.same(problems.filter(expectedStatus(401, 502)), [], 'no console errors, exceptions or CSP violations')
 })
 
 t.test('without JavaScript: the masked token, Show, and the expiry still work', async (t) => {

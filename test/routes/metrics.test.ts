@@ -63,12 +63,12 @@ t.test('/openapi.json: every route with its schemas, for generating clients', as
   t.equal(response.statusCode, 200)
   const spec = response.json()
   t.match(spec, { openapi: '3.1.0', info: { title: 'coze-token-sidecar', version: String } })
-  t.same(Object.keys(spec.paths).sort(), ['/', '/healthz', '/metrics', '/readyz', '/token'], 'the API, not the page\'s assets')
+  t.same(Object.keys(spec.paths).sort(), ['/', '/healthz', '/metrics', '/readyz', '/status', '/token'], 'the API, not the page\'s assets')
   t.notOk('/openapi.json' in spec.paths, 'the spec does not list itself')
   t.same(Object.keys(spec.paths['/token']).sort(), ['delete', 'get', 'post'])
   const get = spec.paths['/token'].get
   t.same(get.parameters.map((parameter: { name: string }) => parameter.name).sort(),
-    ['account_id', 'app', 'custom_consumer', 'device_id', 'enterprise_id', 'format', 'session_name', 'ttl'])
+    ['account_id', 'app', 'custom_consumer', 'device_id', 'enterprise_id', 'format', 'renew', 'session_name', 'ttl'])
   t.match(get.responses['200'].content['application/json'].schema, { required: ['access_token', 'token_type'], properties: { expires_in: { type: 'integer' }, expires_at: Object } })
   t.ok(get.responses['200'].content['text/plain'])
   t.match(get.responses['4XX'] ?? get.responses['4xx'], { content: { 'application/json': { schema: { required: ['statusCode', 'code', 'error', 'message'] } } } })

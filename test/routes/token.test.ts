@@ -329,7 +329,7 @@ t.test('bad input: 400 naming the field, Coze never asked', async (t) => {
   }
   const raw = [
     [{ 'content-type': 'application/json' }, '{"ttl":', 400, 'body'],
-    [{ 'content-type': 'text/plain' }, 'ttl=900', 400, 'body'],
+    [{ 'content-type': 'text/plain' }, 'ttl=900', 415, 'body'],
     [{ 'content-type': 'application/x-www-form-urlencoded' }, 'ttl=900', 415, 'body'],
     [{ 'content-type': 'application/json' }, JSON.stringify({ session_name: 'x'.repeat(20_000) }), 413, 'body']
   ] as const
@@ -343,4 +343,29 @@ t.test('bad input: 400 naming the field, Coze never asked', async (t) => {
   const badDelete = await app.inject({ method: 'DELETE', url: '/token?ttl=0' })
   t.match(badDelete.json(), { statusCode: 400, field: 'ttl' })
   t.equal(emulator.state.exchangeCount, 0, 'no bad input reached Coze')
+})
+
+t.test('GET /token?renew=true: a new token from Coze; the cached one is kept until it arrives, and if it does not', async (t) => {
+  const emulator = await startEmulator(t)
+  const { app } = await startSidecar(t, emulator, { SIDECAR_RETRY_BUDGET: '0' })
+  const first = (await app.inject('/token')).json()
+  const renewed = await app.inject('/token?renew=true')
+  t.equal(renewed.statusCode, 200)
+  t.not(renewed.json().access_token, first.access_token, 'a new token')
+  t.equal((await app.inject('/token')).json().access_token, renewed.json().access_token, 'which the cache now hands out')
+  t.equal(emulator.state.exchangeCount, 2)
+
+  emulator.state.setEnabled(APP_ID, false)
+  const refused = await app.inject('/token?renew=true')
+  t.equal(refused.statusCode, 502)
+  t.match(refused.json(), { code: 'COZE_ACCESS_DENY' })
+  t.equal((await app.inject('/token')).json().access_token, renewed.json().access_token, 'the cached token is still served')
+
+  emulator.state.setEnabled(APP_ID, true)
+  emulator.state.injectFault({ kind: 'status', status: 503 }, Infinity)
+  t.equal((await app.inject('/token?renew=true&session_name=u1')).statusCode, 503, 'Coze down')
+  const backingOff = await app.inject('/token?renew=true&session_name=u1')
+  t.equal(backingOff.statusCode, 503, 'then answered at once while backing off')
+  t.match(backingOff.headers['retry-after'], /^\d+$/)
+  t.match((await app.inject('/token?renew=nope')).json(), { statusCode: 400, field: 'renew' })
 })

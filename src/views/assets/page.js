@@ -82,18 +82,23 @@
     countdown = window.setInterval(tick, 1000)
   }
 
-  function showError (error) {
-    shown = null
-    stopCountdown()
+  /** Shows `error`; with `keepToken`, beside the token on show, which is still valid. */
+  function showError (error, keepToken) {
+    if (!keepToken) {
+      shown = null
+      stopCountdown()
+      $('token-view').hidden = true
+    }
     $('error-code').textContent = error.code
     $('error-status').textContent = String(error.statusCode)
     $('error-message').textContent = error.message
-    const coze = error.coze
-    $('coze-details').hidden = coze === undefined
-    $('coze-code').textContent = coze?.error_code ?? ''
-    $('coze-message').textContent = coze?.error_message ?? ''
-    $('coze-logid').textContent = coze?.logid ?? ''
-    $('token-view').hidden = true
+    // Only the rows there is something for (an HTML answer from Coze has no Coze code).
+    const coze = error.coze ?? {}
+    for (const [field, id] of [['error_code', 'coze-code'], ['error_message', 'coze-message'], ['logid', 'coze-logid']]) {
+      $(id).textContent = coze[field] ?? ''
+      $(id + '-row').hidden = coze[field] === undefined
+    }
+    $('coze-details').hidden = Object.keys(coze).length === 0
     $('token-empty').hidden = true
     $('token-error').hidden = false
   }
@@ -131,7 +136,11 @@
 
   const busyButtons = () => document.querySelectorAll('#new-token, #request-form button, #auth-form button')
 
-  /** Gets a token for `wanted` (after dropping the cached one when `fresh`) and shows it. */
+  /**
+   * Gets a token for `wanted` and shows it. With `fresh`, a new one from Coze (`renew=true`): the
+   * sidecar keeps the current token until the new one arrives, and so does the page, which keeps
+   * showing it, still valid, when Coze fails.
+   */
   async function load (wanted, fresh) {
     if (authRequired && secret === null) {
       status('')
@@ -143,33 +152,39 @@
     status(fresh ? 'Asking Coze for a new token…' : 'Asking the sidecar…')
     $('token-for').textContent = describe(wanted)
     selectors = wanted
+    const keep = fresh && shown !== null
     try {
-      if (fresh) {
-        const dropped = await call('DELETE', wanted)
-        if (dropped.status !== 204) return failed(await problem(dropped))
-      }
-      const response = await call('GET', wanted)
-      if (!response.ok) return failed(await problem(response))
+      const response = await call('GET', fresh ? { ...wanted, renew: 'true' } : wanted)
+      if (!response.ok) return failed(await problem(response), keep)
       const body = await response.json()
       showToken(body.access_token, body.expires_in, response.headers.get('x-token-stale') === 'true')
       status(fresh ? 'New token.' : '')
       return true
     } catch (error) {
-      return failed({ statusCode: 0, code: 'NETWORK_ERROR', message: 'the sidecar could not be reached: ' + error.message })
+      return failed({ statusCode: 0, code: 'NETWORK_ERROR', message: 'the sidecar could not be reached: ' + error.message }, keep)
     } finally {
       for (const button of busyButtons()) button.disabled = false
     }
   }
 
-  function failed (error) {
-    showError(error)
-    status('')
-    if (error.statusCode === 401 && authRequired) {
+  function failed (error, keepToken) {
+    const refused = error.statusCode === 401 && authRequired
+    showError(error, keepToken && !refused)
+    status(keepToken && !refused ? 'No new token; the one above is still valid.' : '')
+    if (refused) {
       secret = null
       $('forget').hidden = true
       $('auth-status').textContent = 'The sidecar did not accept that secret.'
+    } else if (authRequired && secret !== null && error.statusCode !== 0 && error.statusCode !== 403) {
+      // The sidecar took the secret (an answer past its guard says so); Coze is another matter.
+      secretAccepted()
     }
     return false
+  }
+
+  function secretAccepted () {
+    $('auth-status').textContent = 'Unlocked. The secret stays in this tab\'s memory until you reload or close it.'
+    $('forget').hidden = false
   }
 
   $('new-token').addEventListener('click', () => { load(selectors, true) })
@@ -213,10 +228,7 @@
       }
       secret = entered
       $('auth-status').textContent = ''
-      if (await load(selectors, false)) {
-        $('auth-status').textContent = 'Unlocked. The secret stays in this tab\'s memory until you reload or close it.'
-        $('forget').hidden = false
-      }
+      if (await load(selectors, false)) secretAccepted()
     })
     $('forget').addEventListener('click', () => {
       secret = null
