@@ -18,8 +18,9 @@ import { Ajv } from 'ajv'
 import type { DestinationStream, Logger } from 'pino'
 import { Agent, type Dispatcher } from 'undici'
 import { systemClock, type Clock } from './clock.js'
-import { CallerSecret } from './access/caller-secret.js'
-import { checkAccess, type AccessPolicy } from './access/rules.js'
+import { guardRequest } from './access/guard.js'
+import { callersPlugin } from './access/plugin.js'
+import type { AccessPolicy } from './access/rules.js'
 import { configPlugin, loadConfig, type Env } from './config.js'
 import { CozeTokenClient } from './coze/client.js'
 import type { JwtSigner } from './coze/jwt.js'
@@ -139,6 +140,7 @@ export function buildApp (options: AppOptions): FastifyInstance {
     }
   })
   app.register(configPlugin, { env: options.env, cwd: options.cwd, readFile: options.readFile })
+  app.register(callersPlugin, { clock, readFile: options.readFile })
   app.register(fp(async function services (instance: FastifyInstance) {
     const config = instance.config
     instance.log.level = config.logLevel
@@ -179,9 +181,8 @@ export function buildApp (options: AppOptions): FastifyInstance {
     instance.decorate('tokens', cache)
     instance.decorate('metrics', metrics)
 
-    const secret = config.access.secret === undefined ? undefined : new CallerSecret(config.access.secret.value, config.access.secret.file)
     instance.decorate('access', {
-      ...(secret === undefined ? {} : { secret }),
+      ...(instance.callers === undefined ? {} : { callers: instance.callers }),
       listenHost: config.host,
       allowedHosts: new Set(config.access.allowedHosts),
       ...(config.access.requiredHeader === undefined ? {} : { requiredHeader: config.access.requiredHeader }),
@@ -209,17 +210,9 @@ export function buildApp (options: AppOptions): FastifyInstance {
 
     const keyFiles = [config.privateKeyFile, config.oauthConfigFile].filter((file) => file !== undefined)
     const watch = new FileWatch({
-      files: [...keyFiles, ...(secret?.file === undefined ? [] : [secret.file])],
+      files: keyFiles,
       clock,
-      onChange: (file) => {
-        if (file === secret?.file) {
-          secret.reload(options.readFile).then(
-            () => instance.log.info({ file }, 'caller secret reloaded'),
-            (error: Error) => instance.log.error({ reason: error.message }, 'caller secret reload failed; the current secret stays in service'))
-        } else {
-          reloadKey().catch(/* c8 ignore next - reloadKey catches */ () => {})
-        }
-      }
+      onChange: () => { reloadKey().catch(/* c8 ignore next - reloadKey catches */ () => {}) }
     })
     await watch.start()
 
@@ -230,7 +223,7 @@ export function buildApp (options: AppOptions): FastifyInstance {
       // still talking to Coze is background work, so it is cut rather than waited for.
       if (options.dispatcher === undefined) await dispatcher.destroy()
     })
-  }, { name: 'services', dependencies: ['config'] }))
+  }, { name: 'services', dependencies: ['config', 'callers'] }))
 
   // Closing waits for every connection. Idle keep-alive ones are closed at once; one whose request
   // is in flight would stay open for the keep-alive timeout after its answer. So while closing,
@@ -253,7 +246,7 @@ export function buildApp (options: AppOptions): FastifyInstance {
     scope.addHook('onRequest', (request, reply, done) => {
       // Tokens, the page and their errors are never stored by a browser or a proxy.
       reply.header('cache-control', 'no-store')
-      done(checkAccess(request.headers, scope.access, { skipSecret: request.routeOptions.config.public === true }))
+      done(guardRequest(scope, request))
     })
     await scope.register(tokenRoutes)
     await scope.register(pageRoutes, { version: VERSION })
@@ -271,6 +264,7 @@ function logExchange (app: FastifyInstance, report: ExchangeReport): void {
       variant: report.variant,
       attempt: report.attempt,
       reason: report.reason,
+      ...(report.caller === undefined ? {} : { caller: report.caller }),
       duration_ms: Math.round(report.durationMs),
       outcome: report.outcome,
       ...(report.logid === undefined ? {} : { logid: report.logid }),

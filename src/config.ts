@@ -59,6 +59,9 @@ export const settingsSchema = {
     SIDECAR_ALLOWED_HOSTS: { type: 'string', pattern: '^[A-Za-z0-9.:\\[\\]*, -]*$', maxLength: 4096 },
     SIDECAR_REQUIRE_HEADER: { type: 'string', pattern: '^[!#$%&\'*+.^_`|~0-9A-Za-z-]+: *[\\x21-\\x7E][\\x20-\\x7E]*$', maxLength: 1024 },
     SIDECAR_REJECT_FORWARDED: { type: 'boolean', default: false },
+    SIDECAR_CALLERS_FILE: { type: 'string', minLength: 1 },
+    SIDECAR_SOCKET: { type: 'string', minLength: 1, maxLength: 100 },
+    SIDECAR_SOCKET_MODE: { type: 'string', pattern: '^0?[0-7]{3}$', default: '0660' },
     SIDECAR_EXCHANGE_RATE: { type: 'number', exclusiveMinimum: 0, maximum: 100_000, default: 10 },
     SIDECAR_EXCHANGE_BURST: { type: 'integer', minimum: 1, maximum: 1_000_000, default: 50 },
     SIDECAR_DEMO: { type: 'boolean', default: false }
@@ -92,6 +95,9 @@ export interface Settings {
   SIDECAR_ALLOWED_HOSTS?: string
   SIDECAR_REQUIRE_HEADER?: string
   SIDECAR_REJECT_FORWARDED: boolean
+  SIDECAR_CALLERS_FILE?: string
+  SIDECAR_SOCKET?: string
+  SIDECAR_SOCKET_MODE: string
   SIDECAR_EXCHANGE_RATE: number
   SIDECAR_EXCHANGE_BURST: number
   SIDECAR_DEMO: boolean
@@ -126,6 +132,10 @@ const FIXES: Record<Setting, string> = {
   SIDECAR_ALLOWED_HOSTS: 'set it to a comma-separated list of host names, for example sidecar.internal,my-pod',
   SIDECAR_REQUIRE_HEADER: 'set it to a header and its value, for example "Metadata-Flavor: Coze"',
   SIDECAR_REJECT_FORWARDED: 'set it to true or false',
+  SIDECAR_CALLERS_FILE: 'set it to the path of a JSON file of callers and their rights (see the README\'s "Callers")',
+  // A unix socket path is limited to 107 bytes by the kernel (sun_path); 100 leaves room for a temporary name.
+  SIDECAR_SOCKET: 'set it to the path of a unix socket to listen on, at most 100 characters, for example /run/coze-token/sidecar.sock',
+  SIDECAR_SOCKET_MODE: 'set it to the socket file\'s permissions in octal, for example 0660 or 0600',
   SIDECAR_EXCHANGE_RATE: 'set it to the new exchanges allowed per second, above 0',
   SIDECAR_EXCHANGE_BURST: 'set it to a whole number of exchanges from 1 to 1000000',
   SIDECAR_DEMO: 'set it to true to run against a built-in Coze emulator, or leave it unset'
@@ -145,6 +155,10 @@ export interface Config {
   defaultRequest: TokenRequest
   host: string
   port: number
+  /** Whether to listen on TCP (`HOST`, `PORT`): always, unless `SIDECAR_SOCKET` is set without `PORT`. */
+  tcp: boolean
+  /** `SIDECAR_SOCKET`: a unix socket to listen on, and its file mode. */
+  socket?: { path: string, mode: number }
   logLevel: Settings['LOG_LEVEL']
   requestDeadlineMs: number
   httpTimeoutMs: number
@@ -156,6 +170,8 @@ export interface Config {
   access: {
     /** The caller secret, inline or from a file that can rotate. */
     secret?: { value: string, file?: string }
+    /** `SIDECAR_CALLERS_FILE`, resolved: per-caller secrets and rights. */
+    callersFile?: string
     allowUnauthenticated: boolean
     allowedHosts: string[]
     requiredHeader?: { name: string, value: string }
@@ -308,7 +324,7 @@ export async function resolveConfig (settings: Settings, sources: ConfigSources,
   }
 
   await warnIfExposed(privateKeyFile ?? (keySetting === 'COZE_OAUTH_CONFIG' ? oauthConfigFile : undefined), keySetting, warnings)
-  const access = await resolveAccess(settings, read, warnings)
+  const access = await resolveAccess(settings, sources.cwd, read, warnings)
 
   const base = parseBase(settings.COZE_API_BASE)
   if (settings.COZE_ACCOUNT_ID !== undefined && settings.COZE_ENTERPRISE_ID !== undefined) {
@@ -329,6 +345,10 @@ export async function resolveConfig (settings: Settings, sources: ConfigSources,
     defaultRequest,
     host: settings.HOST,
     port: settings.PORT,
+    tcp: settings.SIDECAR_SOCKET === undefined || nonEmpty(sources.env.PORT) !== undefined,
+    ...(settings.SIDECAR_SOCKET === undefined
+      ? {}
+      : { socket: { path: resolve(sources.cwd, settings.SIDECAR_SOCKET), mode: parseInt(settings.SIDECAR_SOCKET_MODE, 8) } }),
     logLevel: settings.LOG_LEVEL,
     requestDeadlineMs: Math.round(settings.SIDECAR_REQUEST_DEADLINE * 1000),
     httpTimeoutMs: Math.round(settings.COZE_HTTP_TIMEOUT * 1000),
@@ -352,7 +372,7 @@ async function warnIfExposed (file: string | undefined, setting: string, warning
   }
 }
 
-async function resolveAccess (settings: Settings, read: (path: string) => Promise<string>, warnings: string[]): Promise<Config['access']> {
+async function resolveAccess (settings: Settings, cwd: string, read: (path: string) => Promise<string>, warnings: string[]): Promise<Config['access']> {
   if (settings.SIDECAR_AUTH_TOKEN !== undefined && settings.SIDECAR_AUTH_TOKEN_FILE !== undefined) {
     throw new ConfigError('SIDECAR_AUTH_TOKEN', 'is set together with SIDECAR_AUTH_TOKEN_FILE; set only one of them')
   }
@@ -365,7 +385,8 @@ async function resolveAccess (settings: Settings, read: (path: string) => Promis
       throw new ConfigError('SIDECAR_AUTH_TOKEN_FILE', (error as CallerSecretError).message)
     }
   }
-  if (!isLoopback(hostName(settings.HOST)) && secret === undefined) {
+  const callersFile = settings.SIDECAR_CALLERS_FILE === undefined ? undefined : resolve(cwd, settings.SIDECAR_CALLERS_FILE)
+  if (!isLoopback(hostName(settings.HOST)) && secret === undefined && callersFile === undefined) {
     if (!settings.SIDECAR_ALLOW_UNAUTHENTICATED) {
       throw new ConfigError('HOST', `${settings.HOST} is not a loopback address, so anyone who can reach it could take tokens; ` +
         'set SIDECAR_AUTH_TOKEN (or SIDECAR_AUTH_TOKEN_FILE) to a secret callers send as "Authorization: Bearer <secret>", ' +
@@ -377,6 +398,7 @@ async function resolveAccess (settings: Settings, read: (path: string) => Promis
   const colon = header?.indexOf(':') ?? -1
   return {
     ...(secret === undefined ? {} : { secret }),
+    ...(callersFile === undefined ? {} : { callersFile }),
     allowUnauthenticated: settings.SIDECAR_ALLOW_UNAUTHENTICATED,
     allowedHosts: (settings.SIDECAR_ALLOWED_HOSTS ?? '').split(',').map((name) => hostName(name.trim())).filter((name) => name !== ''),
     ...(header === undefined ? {} : { requiredHeader: { name: header.slice(0, colon).toLowerCase(), value: header.slice(colon + 1).trim() } }),

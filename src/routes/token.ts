@@ -4,6 +4,9 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fastJson from 'fast-json-stringify'
+import { askOf, authorize } from '../access/authorize.js'
+import { DEFAULT_APP, type Caller } from '../access/callers.js'
+import { callerNotAllowed } from '../access/guard.js'
 import type { TokenRequest } from '../coze/variants.js'
 import { errors, details } from '../errors.js'
 import type { ServedToken } from '../token/cache.js'
@@ -80,14 +83,45 @@ function sendToken (request: FastifyRequest, reply: FastifyReply, token: ServedT
 }
 
 /**
+ * The token request for `input` from `caller`: its defaults applied, then its rights checked.
+ * @throws CALLER_NOT_ALLOWED (403) naming the rule; INVALID_PARAMETER for an unknown credential.
+ */
+export function callerTokenRequest (app: FastifyInstance, request: FastifyRequest, caller: Caller, input: TokenInput): TokenRequest {
+  const defaults = app.config.defaultRequest
+  // Callers with every right have no defaults of their own: the hot path skips the rest.
+  if (caller.all) return toTokenRequest(input, defaults)
+  const ask = askOf(caller, {
+    ...(input.session_name === undefined ? {} : { sessionName: input.session_name }),
+    ...(input.ttl === undefined ? {} : { ttl: input.ttl })
+  }, defaults.ttl)
+  const tokenRequest = toTokenRequest({ ...input, ttl: ask.ttl, ...(ask.sessionName === undefined ? {} : { session_name: ask.sessionName }) }, defaults)
+  const refusal = authorize(caller, { ...ask, ...pick(tokenRequest) })
+  if (refusal !== undefined) throw callerNotAllowed(app, request, caller.name, refusal)
+  // One credential until issue 9's registry: any other name is not one this sidecar holds.
+  if (ask.app !== DEFAULT_APP) {
+    throw details(new errors.InvalidParameter(`app: no credential named ${JSON.stringify(ask.app)}`), { field: 'app' })
+  }
+  return tokenRequest
+}
+
+/** The account or enterprise a request ends up with (the service's default included). */
+function pick (request: TokenRequest): { accountId?: string, enterpriseId?: string } {
+  if (request.accountId !== undefined) return { accountId: request.accountId }
+  return request.enterpriseId === undefined ? {} : { enterpriseId: request.enterpriseId }
+}
+
+/**
  * Answers with the token for `input`: a cached one at once, without a promise (the hot path),
  * else the one the cache gets from Coze.
  */
 function serve (app: FastifyInstance, request: FastifyRequest, reply: FastifyReply, input: TokenInput, format: TokenInput['format']): FastifyReply | Promise<FastifyReply> {
-  const tokenRequest = toTokenRequest(input, app.config.defaultRequest)
+  // The guard sets the caller on every route of this scope.
+  const caller = request.caller as Caller
+  const tokenRequest = callerTokenRequest(app, request, caller, input)
+  app.metrics.request(caller.name)
   const hit = app.tokens.cached(tokenRequest)
   if (hit !== undefined) return sendToken(request, reply, hit, format)
-  return app.tokens.get(tokenRequest, app.config.requestDeadlineMs).then((token) => sendToken(request, reply, token, format))
+  return app.tokens.get(tokenRequest, app.config.requestDeadlineMs, caller.name).then((token) => sendToken(request, reply, token, format))
 }
 
 /** A POST or DELETE without a body means "no fields", like an empty query string. */
@@ -138,7 +172,8 @@ export async function tokenRoutes (app: FastifyInstance): Promise<void> {
     if (inBody && Object.keys(query).length > 0) {
       throw details(new errors.InvalidParameter('give the selectors either in the query or in the JSON body, not both'), { field: 'body' })
     }
-    app.tokens.delete(toTokenRequest(inBody ? body : query, app.config.defaultRequest))
+    // A caller cannot drop a token it could not take.
+    app.tokens.delete(callerTokenRequest(app, request, request.caller as Caller, inBody ? body : query))
     return reply.code(204).send()
   })
 }

@@ -1,0 +1,77 @@
+/**
+ * The callers (`SIDECAR_CALLERS_FILE`, `SIDECAR_AUTH_TOKEN(_FILE)`) as a Fastify plugin: the
+ * registry loaded at start (a broken file stops the start, naming the file and the field), then
+ * re-read whenever the callers file or a secret file changes.
+ */
+import type { FastifyInstance } from 'fastify'
+import fp from 'fastify-plugin'
+import type { Clock } from '../clock.js'
+import { ConfigError } from '../errors.js'
+import { FileWatch } from '../file-watch.js'
+import { CallerRegistry } from './caller-registry.js'
+import { CallersFileError, type Caller } from './callers.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Who may call; undefined when no caller secret is configured (then anyone on the allowed hosts may). */
+    callers: CallerRegistry | undefined
+  }
+  interface FastifyRequest {
+    /** The caller of a guarded route (set by the guard); undefined on the page's public routes. */
+    caller: Caller | undefined
+  }
+}
+
+export interface CallersPluginOptions {
+  clock: Clock
+  readFile?: ((path: string) => Promise<string>) | undefined
+}
+
+export const callersPlugin = fp(async function callers (app: FastifyInstance, options: CallersPluginOptions) {
+  app.decorateRequest('caller', undefined)
+  const { secret, callersFile } = app.config.access
+  if (secret === undefined && callersFile === undefined) {
+    app.decorate('callers', undefined)
+    return
+  }
+  let registry: CallerRegistry
+  try {
+    registry = await CallerRegistry.load({
+      ...(callersFile === undefined ? {} : { file: callersFile }),
+      ...(secret === undefined ? {} : { defaultSecret: secret }),
+      read: options.readFile
+    })
+  } catch (error) {
+    /* c8 ignore next - load throws only CallersFileError; anything else is a bug and keeps its stack */
+    if (!(error instanceof CallersFileError)) throw error
+    throw new ConfigError('SIDECAR_CALLERS_FILE', error.message)
+  }
+  app.decorate('callers', registry)
+  if (callersFile !== undefined) app.log.info({ callers: registry.names }, 'callers loaded')
+
+  let watch: FileWatch
+  const start = async (): Promise<void> => {
+    const files = [...registry.files]
+    watch = new FileWatch({
+      files,
+      clock: options.clock,
+      onChange: () => {
+        registry.reload().then(async () => {
+          // A secret_file added or removed: watch the new set. (A change made between the reload's
+          // read and the new watch's first look waits for the next change to be seen.)
+          if (registry.files.join('\n') !== files.join('\n')) {
+            watch.stop()
+            await start()
+          }
+          app.log.info({ callers: registry.names }, 'callers reloaded')
+        }, (error: Error) => {
+          // One line, naming the file and the field; the last good rules stay in service.
+          app.log.error({ reason: error.message }, 'callers reload failed; the last good callers stay in service')
+        })
+      }
+    })
+    await watch.start()
+  }
+  await start()
+  app.addHook('onClose', async () => watch.stop())
+}, { name: 'callers', fastify: '5.x', dependencies: ['config'] })
