@@ -30,6 +30,7 @@ import { Metrics } from './metrics.js'
 import { healthRoutes } from './routes/health.js'
 import { metaRoutes } from './routes/metrics.js'
 import { pageRoutes } from './routes/page.js'
+import { rightsRoutes } from './routes/rights.js'
 import { PATTERN_HINTS } from './routes/schemas.js'
 import { tokenRoutes } from './routes/token.js'
 import { TokenCache, type ExchangeReport } from './token/cache.js'
@@ -135,7 +136,7 @@ export function buildApp (options: AppOptions): FastifyInstance {
         version: VERSION,
         description: 'Coze access tokens for local callers: the sidecar holds the OAuth app\'s key, exchanges JWTs and caches the tokens.'
       },
-      components: { securitySchemes: { callerSecret: { type: 'http', scheme: 'bearer', description: 'SIDECAR_AUTH_TOKEN, when it is set' } } },
+      components: { securitySchemes: { callerSecret: { type: 'http', scheme: 'bearer', description: 'SIDECAR_AUTH_TOKEN or a caller\'s secret (SIDECAR_CALLERS_FILE), when one is set' } } },
       security: [{ callerSecret: [] }]
     }
   })
@@ -249,6 +250,7 @@ export function buildApp (options: AppOptions): FastifyInstance {
       done(guardRequest(scope, request))
     })
     await scope.register(tokenRoutes)
+    await scope.register(rightsRoutes)
     await scope.register(pageRoutes, { version: VERSION })
   })
   app.register(healthRoutes)

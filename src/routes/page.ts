@@ -87,7 +87,7 @@ export async function pageRoutes (app: FastifyInstance, options: PageRoutesOptio
     }
   }, async (request, reply) => {
     const config = app.config
-    const authRequired = config.access.secret !== undefined
+    const authRequired = app.callers !== undefined
     let current: PageModel['current']
     if (!authRequired) {
       try {

@@ -211,3 +211,25 @@ t.test('a caller of an enterprise app, and the service\'s default account', asyn
   const account = await startSidecar(t, emulator, { SIDECAR_CALLERS_FILE: file, COZE_ACCOUNT_ID: ACCOUNT_ID })
   t.match((await account.app.inject({ url: '/token', headers: bearer(OTHER_SECRET) })).json(), { statusCode: 403, field: 'account_id' })
 })
+
+t.test('GET /token/rights: a caller sees its own rules, and nothing without its secret', async (t) => {
+  const emulator = await startEmulator(t)
+  const { app } = await startSidecar(t, emulator, { SIDECAR_CALLERS_FILE: writeCallers(tempDir(t)), SIDECAR_AUTH_TOKEN: DEFAULT_SECRET })
+  const rights = async (headers: Record<string, string>) => await app.inject({ url: '/token/rights', headers })
+  t.same((await rights(bearer(NARROW_SECRET))).json(), {
+    caller: 'narrow', every_right: false, apps: ['default'], session_names: ['billing-*'], accounts: [], enterprises: [], gateway: ['/v3/chat'], max_ttl: 600, defaults: {}
+  })
+  t.same((await rights(bearer(ELSEWHERE_SECRET))).json(), {
+    caller: 'elsewhere', every_right: false, apps: ['billing'], session_names: [], accounts: [], enterprises: [], gateway: [], defaults: { app: 'billing' }
+  })
+  t.same((await rights(bearer(DEFAULT_SECRET))).json(), {
+    caller: 'default', every_right: true, apps: ['*'], session_names: ['*'], accounts: ['*'], enterprises: ['*'], gateway: ['*'], defaults: {}
+  })
+  const denied = await rights({})
+  t.equal(denied.statusCode, 401)
+  t.equal(denied.headers['cache-control'], 'no-store')
+  const full = await startSidecar(t, emulator, { SIDECAR_CALLERS_FILE: writeCallers(tempDir(t), { defaults: { session_name: 'billing-0', ttl: 60 } }) })
+  t.match((await full.app.inject({ url: '/token/rights', headers: bearer(NARROW_SECRET) })).json(), { defaults: { session_name: 'billing-0', ttl: 60 } })
+  const open = await startSidecar(t, emulator)
+  t.match((await open.app.inject('/token/rights')).json(), { caller: 'anonymous', every_right: true }, 'no caller secret: anonymous, every right')
+})
