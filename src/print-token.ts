@@ -14,6 +14,7 @@
 import { parseArgs } from 'node:util'
 import { buildApp } from './app.js'
 import { isEntryPoint, type ProcessLike } from './entry-point.js'
+import type { Env } from './config.js'
 import { ConfigError } from './errors.js'
 
 export const USAGE = `usage: coze-token [options]
@@ -27,7 +28,8 @@ export const USAGE = `usage: coze-token [options]
   --json                 print the JSON answer instead of the bare token
 
 Configured like the service: COZE_APP_ID, COZE_KEY_ID, COZE_PRIVATE_KEY_FILE (or
-coze_oauth_config.json), COZE_API_BASE...; see the README.
+coze_oauth_config.json), COZE_API_BASE...; see the README. It holds the key, so the
+rules of SIDECAR_CALLERS_FILE do not apply to it.
 `
 
 const SELECTORS = {
@@ -65,7 +67,15 @@ export async function main (args: string[], proc: ProcessLike): Promise<number> 
   }
 
   // Logs would mix with the token on stdout: the command speaks through stderr, and only on failure.
-  const app = buildApp({ env: { ...proc.env, LOG_LEVEL: 'silent' }, cwd: proc.cwd() })
+  const env: Env = { ...proc.env, LOG_LEVEL: 'silent' }
+  // The command reads the private key itself, so no caller's rules could bind it: it takes tokens
+  // with every right, as the operator it is, and leaves SIDECAR_CALLERS_FILE unread. It never
+  // listens, so HOST (whose check asks for a caller secret off loopback) does not concern it.
+  if (env.SIDECAR_CALLERS_FILE !== undefined && env.SIDECAR_CALLERS_FILE !== '') {
+    delete env.SIDECAR_CALLERS_FILE
+    env.HOST = '127.0.0.1'
+  }
+  const app = buildApp({ env, cwd: proc.cwd() })
   try {
     await app.ready()
   } catch (error) {
