@@ -92,16 +92,18 @@ async function clearStale (path: string): Promise<void> {
   })
   if (info === undefined) return
   if (!info.isSocket()) throw new ConfigError('SIDECAR_SOCKET', `${path} exists and is not a socket; remove it or choose another path`)
-  // Connection refused: nobody listens, the file is a crashed run's.
+  // Connection refused: nobody listens, the file is a crashed run's. Anything else (a connection
+  // accepted, or no permission to try) may be a live socket, which is left alone.
   const answer = await new Promise<string>((resolve) => {
     const probe = connect(path)
     probe.once('connect', () => {
       probe.destroy()
-      resolve('live')
+      resolve('it accepted a connection')
     })
     probe.once('error', (error: NodeJS.ErrnoException) => resolve(String(error.code)))
   })
-  if (answer !== 'live' && answer !== 'ECONNREFUSED') throw new ConfigError('SIDECAR_SOCKET', `cannot check whether ${path} is in use (${answer})`)
-  if (answer === 'live') throw new ConfigError('SIDECAR_SOCKET', `${path} is in use: another sidecar (or another program) is listening on it; stop it or choose another path`)
+  if (answer !== 'ECONNREFUSED') {
+    throw new ConfigError('SIDECAR_SOCKET', `${path} is in use (${answer}): another sidecar or another program may be listening on it; stop it or choose another path`)
+  }
   await unlink(path)
 }

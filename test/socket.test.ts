@@ -91,7 +91,7 @@ t.test('a stale socket from a crashed run is replaced; a live one, or a file tha
   const live = await start(socket)
   t.equal(live.app, undefined)
   t.same(live.exits, [78])
-  t.equal(live.stderr, `coze-token-sidecar: SIDECAR_SOCKET: ${socket} is in use: another sidecar (or another program) is listening on it; stop it or choose another path\n`)
+  t.equal(live.stderr, `coze-token-sidecar: SIDECAR_SOCKET: ${socket} is in use (it accepted a connection): another sidecar or another program may be listening on it; stop it or choose another path\n`)
   t.ok(statSync(socket).isSocket(), 'the live socket is left alone')
   // A crashed run's: its file stays and nothing listens. (Node removes the file it bound on close,
   // so the socket is bound under another name and renamed, as the sidecar itself does.)
@@ -112,6 +112,9 @@ t.test('a stale socket from a crashed run is replaced; a live one, or a file tha
   t.same(notSocket.exits, [78])
   t.match(notSocket.stderr, /SIDECAR_SOCKET: .*not-a-socket exists and is not a socket; remove it or choose another path/)
   t.equal(readFileSync(file, 'utf8'), 'keep me', 'a file that is no socket is never removed')
+  const underFile = await start(join(file, 'sidecar.sock'))
+  t.same(underFile.exits, [78])
+  t.match(underFile.stderr, /SIDECAR_SOCKET: cannot look at .*not-a-socket\/sidecar\.sock \(ENOTDIR\)/)
   const nowhere = await start(join(dir, 'missing', 'sidecar.sock'))
   t.same(nowhere.exits, [78])
   t.match(nowhere.stderr, /SIDECAR_SOCKET: cannot listen on .*missing\/sidecar\.sock \((ENOENT|EACCES)\); set SIDECAR_SOCKET to a path in an existing folder/)
