@@ -5,7 +5,8 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { errors, details, type SidecarError } from '../errors.js'
 import { viaUnixSocket } from '../listen.js'
-import type { Refusal } from './authorize.js'
+import { askOf, authorize, type Ask, type Refusal } from './authorize.js'
+import type { Caller } from './callers.js'
 import { admit } from './rules.js'
 
 /** Undefined when the request may go on (with `request.caller` set), else the error to answer with. */
@@ -30,4 +31,32 @@ export function callerNotAllowed (app: FastifyInstance, request: FastifyRequest,
   app.log.warn({ reqId: request.id, caller: callerName, reason: refusal.field, method: request.method, route: request.routeOptions.url }, 'caller not allowed')
   app.metrics.refused(callerName, refusal.field)
   return details(new errors.CallerNotAllowed(refusal.message), { field: refusal.field }) as SidecarError
+}
+
+/** What a gateway request selects (headers or the base-URL prefix) and the Coze path it calls. */
+export interface GatewaySelection {
+  app?: string
+  sessionName?: string
+  accountId?: string
+  enterpriseId?: string
+  /** The Coze API path after any selection prefix, without its query: `/v3/chat`. */
+  path: string
+}
+
+/**
+ * The gateway's one call per request (HTTP and WebSocket): may `caller` call `selection.path` with
+ * that selection? Returns the ask with the caller's defaults applied (take the token for its
+ * `app`, `sessionName` and `ttl`); throws 403 CALLER_NOT_ALLOWED, logged and counted with the
+ * caller's name, otherwise. `caller` is `request.caller` behind the guard, or
+ * `app.callers?.identify(…) ?? ANONYMOUS` for a credential found elsewhere (a WebSocket's query).
+ *
+ * @example
+ * const ask = authorizeCall(app, request, request.caller as Caller, { sessionName, path: '/v3/chat' })
+ */
+export function authorizeCall (app: FastifyInstance, request: FastifyRequest, caller: Caller, selection: GatewaySelection): Ask {
+  const ask = askOf(caller, selection, app.config.defaultRequest.ttl)
+  const refusal = authorize(caller, ask)
+  if (refusal !== undefined) throw callerNotAllowed(app, request, caller.name, refusal)
+  app.metrics.request(caller.name)
+  return ask
 }

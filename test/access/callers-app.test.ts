@@ -4,7 +4,10 @@
  */
 import { rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
+import type { FastifyRequest } from 'fastify'
 import t from 'tap'
+import type { Caller } from '../../src/access/callers.js'
+import { authorizeCall } from '../../src/access/guard.js'
 import { buildApp } from '../../src/app.js'
 import { ConfigError } from '../../src/errors.js'
 import { FakeClock } from '../fixtures/clock.js'
@@ -232,4 +235,23 @@ t.test('GET /token/rights: a caller sees its own rules, and nothing without its 
   t.match((await full.app.inject({ url: '/token/rights', headers: bearer(NARROW_SECRET) })).json(), { defaults: { session_name: 'billing-0', ttl: 60 } })
   const open = await startSidecar(t, emulator)
   t.match((await open.app.inject('/token/rights')).json(), { caller: 'anonymous', every_right: true }, 'no caller secret: anonymous, every right')
+})
+
+t.test('authorizeCall: the gateway\'s one call, with the path', async (t) => {
+  const emulator = await startEmulator(t)
+  const { app, logs } = await startSidecar(t, emulator, { SIDECAR_CALLERS_FILE: writeCallers(tempDir(t)), SIDECAR_AUTH_TOKEN: DEFAULT_SECRET })
+  const request = { id: 'req-1', method: 'POST', routeOptions: { url: '/*' } } as unknown as FastifyRequest
+  const callers = app.callers as NonNullable<typeof app.callers>
+  const narrow = callers.identify(bearer(NARROW_SECRET).authorization) as Caller
+  t.same(authorizeCall(app, request, narrow, { sessionName: 'billing-1', path: '/v3/chat' }), { app: 'default', sessionName: 'billing-1', path: '/v3/chat', ttl: 600 }, 'its defaults applied')
+  t.throws(() => authorizeCall(app, request, narrow, { path: '/v1/files/upload' }), { code: 'CALLER_NOT_ALLOWED', statusCode: 403, field: 'path' })
+  t.throws(() => authorizeCall(app, request, narrow, { sessionName: 'ops-1', path: '/v3/chat' }), { code: 'CALLER_NOT_ALLOWED', field: 'session_name' })
+  const broad = callers.identify(bearer(BROAD_SECRET).authorization) as Caller
+  t.match(authorizeCall(app, request, broad, { app: 'any', accountId: ACCOUNT_ID, path: '/v1/workflow/stream_run' }), { app: 'any', accountId: ACCOUNT_ID })
+  const other = callers.identify(bearer(OTHER_SECRET).authorization) as Caller
+  t.throws(() => authorizeCall(app, request, other, { path: '/v3/chat' }), { code: 'CALLER_NOT_ALLOWED', field: 'app' })
+  t.throws(() => authorizeCall(app, request, other, { app: 'other', path: '/v3/chat' }), { code: 'CALLER_NOT_ALLOWED', field: 'path' }, 'gateway absent: no gateway')
+  t.same(logs.lines.filter((line) => line.msg === 'caller not allowed').map((line) => [line.caller, line.reason, line.reqId]),
+    [['narrow', 'path', 'req-1'], ['narrow', 'session_name', 'req-1'], ['other', 'app', 'req-1'], ['other', 'path', 'req-1']])
+  t.match((await app.inject('/metrics')).body, /coze_token_caller_refusals_total\{caller="narrow",reason="path"\} 1/)
 })
