@@ -324,7 +324,8 @@ export async function resolveConfig (settings: Settings, sources: ConfigSources,
   }
 
   await warnIfExposed(privateKeyFile ?? (keySetting === 'COZE_OAUTH_CONFIG' ? oauthConfigFile : undefined), keySetting, warnings)
-  const access = await resolveAccess(settings, sources.cwd, read, warnings)
+  const tcp = settings.SIDECAR_SOCKET === undefined || nonEmpty(sources.env.PORT) !== undefined
+  const access = await resolveAccess(settings, sources.cwd, tcp, read, warnings)
 
   const base = parseBase(settings.COZE_API_BASE)
   if (settings.COZE_ACCOUNT_ID !== undefined && settings.COZE_ENTERPRISE_ID !== undefined) {
@@ -345,7 +346,7 @@ export async function resolveConfig (settings: Settings, sources: ConfigSources,
     defaultRequest,
     host: settings.HOST,
     port: settings.PORT,
-    tcp: settings.SIDECAR_SOCKET === undefined || nonEmpty(sources.env.PORT) !== undefined,
+    tcp,
     ...(settings.SIDECAR_SOCKET === undefined
       ? {}
       : { socket: { path: resolve(sources.cwd, settings.SIDECAR_SOCKET), mode: parseInt(settings.SIDECAR_SOCKET_MODE, 8) } }),
@@ -372,7 +373,7 @@ async function warnIfExposed (file: string | undefined, setting: string, warning
   }
 }
 
-async function resolveAccess (settings: Settings, cwd: string, read: (path: string) => Promise<string>, warnings: string[]): Promise<Config['access']> {
+async function resolveAccess (settings: Settings, cwd: string, tcp: boolean, read: (path: string) => Promise<string>, warnings: string[]): Promise<Config['access']> {
   if (settings.SIDECAR_AUTH_TOKEN !== undefined && settings.SIDECAR_AUTH_TOKEN_FILE !== undefined) {
     throw new ConfigError('SIDECAR_AUTH_TOKEN', 'is set together with SIDECAR_AUTH_TOKEN_FILE; set only one of them')
   }
@@ -386,7 +387,8 @@ async function resolveAccess (settings: Settings, cwd: string, read: (path: stri
     }
   }
   const callersFile = settings.SIDECAR_CALLERS_FILE === undefined ? undefined : resolve(cwd, settings.SIDECAR_CALLERS_FILE)
-  if (!isLoopback(hostName(settings.HOST)) && secret === undefined && callersFile === undefined) {
+  // On the socket alone (no TCP listener) HOST binds nothing: file permissions guard the socket.
+  if (tcp && !isLoopback(hostName(settings.HOST)) && secret === undefined && callersFile === undefined) {
     if (!settings.SIDECAR_ALLOW_UNAUTHENTICATED) {
       throw new ConfigError('HOST', `${settings.HOST} is not a loopback address, so anyone who can reach it could take tokens; ` +
         'set SIDECAR_AUTH_TOKEN (or SIDECAR_AUTH_TOKEN_FILE) to a secret callers send as "Authorization: Bearer <secret>", ' +

@@ -24,7 +24,8 @@ t.test('SIDECAR_SOCKET alone: the socket with its mode, no TCP listener, any Hos
   const emulator = await startEmulator(t)
   const dir = tempDir(t)
   const socket = join(dir, 'sidecar.sock')
-  const { proc, fake } = fakeProcess(t, sidecarEnv(emulator, { SIDECAR_SOCKET: socket, LOG_LEVEL: 'info' }), dir)
+  // HOST=0.0.0.0 (the container image's) binds nothing without PORT, so it needs no caller secret.
+  const { proc, fake } = fakeProcess(t, sidecarEnv(emulator, { SIDECAR_SOCKET: socket, HOST: '0.0.0.0', LOG_LEVEL: 'info' }), dir)
   const app = await main(proc)
   t.ok(app)
   t.teardown(() => app?.close())
@@ -38,6 +39,9 @@ t.test('SIDECAR_SOCKET alone: the socket with its mode, no TCP listener, any Hos
   t.equal((await overSocket(t, socket, '/token', { 'sec-fetch-site': 'cross-site' })).status, 403, 'the other rules still apply')
   t.same(fake.exits, [])
   await app!.close()
+  const exposed = fakeProcess(t, sidecarEnv(emulator, { SIDECAR_SOCKET: socket, HOST: '0.0.0.0', PORT: '0' }), dir)
+  t.equal(await main(exposed.proc), undefined, 'with PORT as well, HOST=0.0.0.0 listens, so it needs a caller secret')
+  t.match(exposed.fake.stderr, /HOST: 0\.0\.0\.0 is not a loopback address/)
   t.notOk(existsSync(socket), 'the socket file is removed on close')
 })
 
