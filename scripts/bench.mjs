@@ -7,10 +7,12 @@
  *      same size, each in its own process, measured alike with autocannon: req/s, p50/p99, ratio;
  *   2. 1,000 concurrent requests on a cold key: exchanges at the emulator (must be 1);
  *   3. JWT signatures per second (RS256, 2048-bit key);
- *   4. the sidecar's RSS after the load and after 10,000 distinct session names.
+ *   4. the sidecar's RSS after the load and after 10,000 distinct session names;
+ *   5. the same cached GET /token by a caller of a callers file (20 callers, the caller's rules
+ *      checked on every request) beside the sidecar without one.
  * Prints a Markdown report; --write also writes it to BENCHMARKS.md. Not part of the test suite.
  */
-import { generateKeyPairSync } from 'node:crypto'
+import { createHash, generateKeyPairSync } from 'node:crypto'
 import { spawn } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
@@ -76,6 +78,30 @@ const sidecar = await start(['dist/server.js'], {
 })
 const rssIdle = rssOf(sidecar.child.pid)
 
+// The same sidecar with a callers file: 20 callers (every request hashes its secret and compares it
+// with each digest), the one measured limited to billing-* sessions and 600 s.
+const callerSecret = 'bench-caller-secret-0123456789abcdef'
+const callersFile = join(dir, 'callers.json')
+const sha256 = (text) => createHash('sha256').update(text).digest('hex')
+writeFileSync(callersFile, JSON.stringify({
+  callers: {
+    billing: { secret_sha256: sha256(callerSecret), session_names: ['billing-*'], max_ttl: 600 },
+    ...Object.fromEntries(Array.from({ length: 19 }, (_, i) => [`filler-${i}`, { secret_sha256: sha256(`filler-secret-${i}-0123456789`) }]))
+  }
+}))
+const withCallers = await start(['dist/server.js'], {
+  COZE_API_BASE: emulatorUrl,
+  COZE_APP_ID: '1000000000001',
+  COZE_KEY_ID: kid,
+  COZE_PRIVATE_KEY_FILE: keyFile,
+  PORT: '0',
+  LOG_LEVEL: 'info',
+  SIDECAR_CALLERS_FILE: callersFile
+})
+const callerHeaders = { authorization: `Bearer ${callerSecret}` }
+const callerUrl = `${withCallers.address}/token?session_name=billing-1`
+const plainUrl = `${sidecar.address}/token?session_name=billing-1`
+
 // The body the bare route answers with: the sidecar's own answer, byte for byte the same size.
 const sample = await request(`${sidecar.address}/token`)
 const sampleBody = await sample.body.text()
@@ -88,8 +114,8 @@ const bare = await start(['--input-type=module', '-e', `
   console.log('listening on ' + address)
 `], {})
 
-async function load (url) {
-  const result = await autocannon({ url, connections, duration })
+async function load (url, headers = {}) {
+  const result = await autocannon({ url, connections, duration, headers })
   return { rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, errors: result.errors + result.non2xx }
 }
 // A shared machine drifts by 10 % or more between runs, so the two are measured in alternating
@@ -106,6 +132,18 @@ const median = (results) => [...results].sort((a, b) => a.rps - b.rps)[Math.floo
 const bareResult = median(rounds.bare)
 const tokenResult = median(rounds.token)
 const rssAfterLoad = rssOf(sidecar.child.pid)
+
+// A caller's rules on every request, against the same request without them.
+await autocannon({ url: plainUrl, connections, duration: 2 })
+await autocannon({ url: callerUrl, connections, duration: 2, headers: callerHeaders })
+const callerRounds = { plain: [], caller: [] }
+for (let round = 0; round < ROUNDS; round++) {
+  callerRounds.plain.push(await load(plainUrl))
+  callerRounds.caller.push(await load(callerUrl, callerHeaders))
+}
+const plainResult = median(callerRounds.plain)
+const callerResult = median(callerRounds.caller)
+withCallers.child.kill('SIGTERM')
 
 // 1,000 concurrent requests on a cold key.
 const before = emulator.cozeEmulator.exchangeCount
@@ -168,6 +206,19 @@ warm-up of each, ${ROUNDS} alternating rounds of ${duration} s; the median round
 | sidecar \`GET /token\` (cached) | ${tokenResult.rps.toFixed(0)} | ${tokenResult.p50} | ${tokenResult.p99} | ${tokenResult.errors} | ${rounds.token.map((r) => r.rps.toFixed(0)).join(', ')} |
 
 Ratio of the medians: **${ratio.toFixed(2)}×** the bare route's requests/s (target ≥ 0.90×).
+
+## A caller's rules on every request
+
+\`GET /token?session_name=billing-1\`, cached, on the sidecar without callers and on one with a
+callers file of 20 callers (the secret hashed and compared with every digest, then the caller's
+rules checked: \`billing-*\`, \`max_ttl\` 600); ${ROUNDS} alternating rounds of ${duration} s, medians.
+
+| sidecar | requests/s | p50 ms | p99 ms | errors | every round (req/s) |
+| --- | ---: | ---: | ---: | ---: | --- |
+| no callers (anonymous) | ${plainResult.rps.toFixed(0)} | ${plainResult.p50} | ${plainResult.p99} | ${plainResult.errors} | ${callerRounds.plain.map((r) => r.rps.toFixed(0)).join(', ')} |
+| a caller of 20, its rules checked | ${callerResult.rps.toFixed(0)} | ${callerResult.p50} | ${callerResult.p99} | ${callerResult.errors} | ${callerRounds.caller.map((r) => r.rps.toFixed(0)).join(', ')} |
+
+Ratio of the medians: **${(callerResult.rps / plainResult.rps).toFixed(2)}×**.
 
 ## The rest
 

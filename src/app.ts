@@ -18,7 +18,7 @@ import type { DestinationStream } from 'pino'
 import type { Dispatcher } from 'undici'
 import { systemClock, type Clock } from './clock.js'
 import { accessPlugin } from './access/plugin.js'
-import { checkAccess } from './access/rules.js'
+import { guardRequest } from './access/guard.js'
 import { configPlugin, type Env } from './config.js'
 import { credentialsPlugin } from './credentials/plugin.js'
 import { errors } from './errors.js'
@@ -28,6 +28,7 @@ import { metricsPlugin } from './metrics.js'
 import { healthRoutes } from './routes/health.js'
 import { metaRoutes } from './routes/metrics.js'
 import { pageRoutes } from './routes/page.js'
+import { rightsRoutes } from './routes/rights.js'
 import { statusRoutes } from './routes/status.js'
 import { tokenRoutes } from './routes/token.js'
 import { VERSION } from './version.js'
@@ -96,7 +97,7 @@ export function buildApp (options: AppOptions): FastifyInstance {
         version: VERSION,
         description: 'Coze access tokens for local callers: the sidecar holds the OAuth app\'s key, exchanges JWTs and caches the tokens.'
       },
-      components: { securitySchemes: { callerSecret: { type: 'http', scheme: 'bearer', description: 'SIDECAR_AUTH_TOKEN, when it is set' } } },
+      components: { securitySchemes: { callerSecret: { type: 'http', scheme: 'bearer', description: 'SIDECAR_AUTH_TOKEN or a caller\'s secret (SIDECAR_CALLERS_FILE), when one is set' } } },
       security: [{ callerSecret: [] }]
     }
   })
@@ -135,10 +136,11 @@ export function buildApp (options: AppOptions): FastifyInstance {
     scope.addHook('onRequest', (request, reply, done) => {
       // Tokens, the page and their errors are never stored by a browser or a proxy.
       reply.header('cache-control', 'no-store')
-      done(checkAccess(request.headers, scope.access, { skipSecret: request.routeOptions.config.public === true }))
+      done(guardRequest(scope, request))
     })
     await scope.register(tokenRoutes)
     await scope.register(statusRoutes)
+    await scope.register(rightsRoutes)
     await scope.register(pageRoutes, { version: VERSION })
   })
   app.register(healthRoutes)

@@ -27,6 +27,10 @@ export type { Env } from './settings.js'
 export interface Config {
   host: string
   port: number
+  /** Whether to listen on TCP (`HOST`, `PORT`): always, unless `SIDECAR_SOCKET` is set without `PORT`. */
+  tcp: boolean
+  /** `SIDECAR_SOCKET`: a unix socket to listen on, and its file mode. */
+  socket?: { path: string, mode: number }
   logLevel: Settings['LOG_LEVEL']
   requestDeadlineMs: number
   httpTimeoutMs: number
@@ -110,11 +114,16 @@ export async function loadConfig (sources: ConfigSources): Promise<{ config: Omi
   if (alternate !== undefined && alternate !== 'off') {
     parseBase(alternate, (message) => new ConfigError('COZE_ALTERNATE_API_BASE', message.replace(fixFor('COZE_API_BASE'), fixFor('COZE_ALTERNATE_API_BASE'))))
   }
-  const access = await resolveAccess(settings, read, warnings)
+  const tcp = settings.SIDECAR_SOCKET === undefined || (sources.env.PORT ?? '').trim() !== ''
+  const access = await resolveAccess(settings, sources.cwd, tcp, read, warnings)
   for (const spec of credentials) warnings.push(...spec.warnings)
   const config: Omit<Config, 'credentials'> = {
     host: settings.HOST,
     port: settings.PORT,
+    tcp,
+    ...(settings.SIDECAR_SOCKET === undefined
+      ? {}
+      : { socket: { path: resolve(sources.cwd, settings.SIDECAR_SOCKET), mode: parseInt(settings.SIDECAR_SOCKET_MODE, 8) } }),
     logLevel: settings.LOG_LEVEL,
     requestDeadlineMs: Math.round(settings.SIDECAR_REQUEST_DEADLINE * 1000),
     httpTimeoutMs: Math.round(settings.COZE_HTTP_TIMEOUT * 1000),

@@ -19,7 +19,7 @@ export interface CozeDetails {
 }
 
 export interface ErrorDetails {
-  /** The query or body field a 400 is about. */
+  /** The query or body field a 400 is about; for a 403 CALLER_NOT_ALLOWED, the rule broken. */
   field?: string
   /** Coze's own words, when Coze answered. */
   coze?: CozeDetails
@@ -55,6 +55,8 @@ export const errors = {
   UpstreamTimeout: createError('UPSTREAM_TIMEOUT', '%s', 504),
   /** The caller did not present the caller secret (`SIDECAR_AUTH_TOKEN`). Says nothing about the secret. */
   Unauthorized: createError('UNAUTHORIZED', 'a valid Authorization: Bearer <caller secret> header is required', 401),
+  /** A known caller asked for what its rules (`SIDECAR_CALLERS_FILE`) do not allow; `field` names the rule. */
+  CallerNotAllowed: createError('CALLER_NOT_ALLOWED', '%s', 403),
   /** The `Host` header names a host this sidecar does not answer for: DNS rebinding. */
   HostNotAllowed: createError('HOST_NOT_ALLOWED', 'Host %s is not allowed here (a defence against DNS rebinding); if it is yours, add it to SIDECAR_ALLOWED_HOSTS', 403),
   /** A request from another site's page (`Sec-Fetch-Site: cross-site`, a foreign `Origin`). */

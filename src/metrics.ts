@@ -31,6 +31,11 @@ export class Metrics {
   readonly #exchanges: Counter<'app' | 'variant' | 'outcome'>
   readonly #duration: Histogram<'app' | 'variant'>
   readonly #upstreamErrors: Counter<'app' | 'error_code'>
+  readonly #callerRequests: Counter<'caller'>
+  readonly #callerRefusals: Counter<'caller' | 'reason'>
+  readonly #callerExchanges: Counter<'caller' | 'outcome'>
+  /** The per-caller request counter of each caller, bound once: counting costs a cached /token nothing measurable. */
+  readonly #requestsOf = new Map<string, Counter.Internal>()
 
   constructor ({ credentials, clock }: MetricsOptions) {
     const registers = [this.registry]
@@ -51,6 +56,24 @@ export class Metrics {
       name: 'coze_token_upstream_errors_total',
       help: 'Failed exchanges by Coze\'s error_code; failures without one by kind (e.g. unreachable, timeout, http_503).',
       labelNames: ['app', 'error_code'],
+      registers
+    })
+    this.#callerRequests = new Counter({
+      name: 'coze_token_caller_requests_total',
+      help: 'Token requests admitted, by caller name (anonymous when no caller secret is configured).',
+      labelNames: ['caller'],
+      registers
+    })
+    this.#callerRefusals = new Counter({
+      name: 'coze_token_caller_refusals_total',
+      help: 'Requests refused, by caller name and the rule broken (reason); caller "(unknown)" and reason "secret" for a missing or unknown secret.',
+      labelNames: ['caller', 'reason'],
+      registers
+    })
+    this.#callerExchanges = new Counter({
+      name: 'coze_token_caller_exchanges_total',
+      help: 'Exchange attempts a caller waited for (cache misses), by caller name and outcome; background refreshes have no caller.',
+      labelNames: ['caller', 'outcome'],
       registers
     })
     /** A metric read per credential at scrape time; undefined leaves that credential out. */
@@ -95,10 +118,23 @@ export class Metrics {
   observe (app: string, report: ExchangeReport): void {
     this.#exchanges.inc({ app, variant: report.variant, outcome: report.outcome })
     this.#duration.observe({ app, variant: report.variant }, report.durationMs / 1000)
+    if (report.caller !== undefined) this.#callerExchanges.inc({ caller: report.caller, outcome: report.outcome })
     const error = report.error
     if (error !== undefined) {
       this.#upstreamErrors.inc({ app, error_code: error.errorCode ?? (error.status === undefined ? error.kind : `http_${error.status}`) })
     }
+  }
+
+  /** Counts one admitted request of `caller`. */
+  request (caller: string): void {
+    let counter = this.#requestsOf.get(caller)
+    if (counter === undefined) this.#requestsOf.set(caller, counter = this.#callerRequests.labels({ caller }))
+    counter.inc()
+  }
+
+  /** Counts one refusal: of `caller` (undefined: not identified) for breaking `reason`. */
+  refused (caller: string | undefined, reason: string): void {
+    this.#callerRefusals.inc({ caller: caller ?? '(unknown)', reason })
   }
 
   /** The exposition text. */

@@ -15,6 +15,7 @@ import { parseArgs } from 'node:util'
 import { buildApp } from './app.js'
 import { withDemo } from './demo.js'
 import { isEntryPoint, type ProcessLike } from './entry-point.js'
+import type { Env } from './config.js'
 import { ConfigError } from './config-error.js'
 
 export const USAGE = `usage: coze-token [options]
@@ -30,7 +31,8 @@ export const USAGE = `usage: coze-token [options]
 
 Configured like the service: COZE_APP_ID, COZE_KEY_ID, COZE_PRIVATE_KEY_FILE (or
 coze_oauth_config.json), COZE_API_BASE...; SIDECAR_DEMO=true for a demo token (NOT valid
-at Coze); see the README.
+at Coze); see the README. It holds the key, so the rules of SIDECAR_CALLERS_FILE do not
+apply to it.
 `
 
 const SELECTORS = {
@@ -71,7 +73,15 @@ export async function main (args: string[], proc: ProcessLike): Promise<number> 
   // SIDECAR_DEMO=true: a token from the demo's emulator, as the service would hand out.
   const { env, demo } = await withDemo(proc.env, proc.cwd())
   // Logs would mix with the token on stdout: the command speaks through stderr, and only on failure.
-  const app = buildApp({ env: { ...env, LOG_LEVEL: 'silent' }, cwd: proc.cwd() })
+  const settings: Env = { ...env, LOG_LEVEL: 'silent' }
+  // The command reads the private key itself, so no caller's rules could bind it: it takes tokens
+  // with every right, as the operator it is, and leaves SIDECAR_CALLERS_FILE unread. It never
+  // listens, so HOST (whose check asks for a caller secret off loopback) does not concern it.
+  if (settings.SIDECAR_CALLERS_FILE !== undefined && settings.SIDECAR_CALLERS_FILE !== '') {
+    delete settings.SIDECAR_CALLERS_FILE
+    settings.HOST = '127.0.0.1'
+  }
+  const app = buildApp({ env: settings, cwd: proc.cwd() })
   if (demo !== undefined) app.addHook('onClose', demo.close)
   try {
     await app.ready()

@@ -4,25 +4,28 @@
  *
  * Signals: SIGTERM and SIGINT stop it gracefully; SIGHUP reloads the key.
  *
- * Exit codes: 0 after a clean shutdown; 78 (EX_CONFIG) for a bad setting, a port in use or an
- * address that is not this machine's; 1 when in-flight requests outlast the shutdown grace.
+ * Exit codes: 0 after a clean shutdown; 78 (EX_CONFIG) for a bad setting, a port in use, an
+ * address that is not this machine's or a unix socket in use; 1 when in-flight requests outlast the shutdown grace.
  */
 import type { FastifyInstance } from 'fastify'
 import { buildApp } from './app.js'
 import { withDemo, type Demo } from './demo.js'
 import { isEntryPoint, type ProcessLike } from './entry-point.js'
 import { ConfigError } from './config-error.js'
+import { unixSocketListener, type UnixSocketListener } from './listen.js'
 
 /** Starts the service. Returns the app once it listens, or undefined after a start-up failure. */
 export async function main (proc: ProcessLike): Promise<FastifyInstance | undefined> {
   let demo: Demo | undefined
   let app: FastifyInstance
+  let socketListener: UnixSocketListener
   try {
     // Demo mode: the built-in emulator, and Coze app settings that point at it over the user's.
     const settings = await withDemo(proc.env, proc.cwd())
     demo = settings.demo
     app = buildApp({ env: settings.env, cwd: proc.cwd() })
     if (demo !== undefined) app.addHook('onClose', demo.close)
+    socketListener = unixSocketListener(app)
     await app.ready()
   } catch (error) {
     await demo?.close()
@@ -36,14 +39,21 @@ export async function main (proc: ProcessLike): Promise<FastifyInstance | undefi
   if (demo !== undefined) app.log.warn({ coze_api_base: demo.url }, 'demo mode: tokens come from a built-in Coze emulator and are NOT valid at Coze')
   if (demo?.warning !== undefined) app.log.warn(demo.warning)
 
-  const { host, port, shutdownGraceMs } = app.config
+  const { host, port, shutdownGraceMs, tcp, socket } = app.config
   try {
-    await app.listen({ host, port })
+    if (socket !== undefined) {
+      await socketListener.listen(socket.path, socket.mode)
+      app.log.info({ socket: socket.path, mode: socket.mode.toString(8).padStart(4, '0') }, 'listening on a unix socket')
+    }
+    // SIDECAR_SOCKET without PORT: the socket only.
+    if (tcp) await app.listen({ host, port })
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code
-    const line = code === 'EADDRINUSE'
-      ? `PORT: port ${port} is already in use on ${host}; set PORT to a free port`
-      : `HOST: cannot listen on ${host}:${port} (${String(code)}); set HOST to an address of this machine, such as 127.0.0.1`
+    const line = error instanceof ConfigError
+      ? error.message
+      : code === 'EADDRINUSE'
+        ? `PORT: port ${port} is already in use on ${host}; set PORT to a free port`
+        : `HOST: cannot listen on ${host}:${port} (${String(code)}); set HOST to an address of this machine, such as 127.0.0.1`
     proc.stderr.write(`coze-token-sidecar: ${line}\n`)
     await app.close()
     proc.exit(78)

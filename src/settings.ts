@@ -213,6 +213,24 @@ export const SETTINGS = {
     about: '`true` refuses requests with `X-Forwarded-For` or `Forwarded`',
     fix: 'set it to true or false'
   },
+  SIDECAR_CALLERS_FILE: {
+    schema: { type: 'string', minLength: 1 },
+    about: 'a JSON file of [callers](#callers): each with its secret (as a SHA-256 or a file) and what it may take; re-read when it changes',
+    shownDefault: 'unset',
+    fix: 'set it to the path of a JSON file of callers and their rights (see the README\'s "Callers")'
+  },
+  SIDECAR_SOCKET: {
+    // A unix socket path is limited to 107 bytes by the kernel (sun_path); 100 leaves room for a temporary name.
+    schema: { type: 'string', minLength: 1, maxLength: 100 },
+    about: 'a [unix socket](#a-unix-socket) to listen on; alone, there is no TCP listener (with `PORT` set too, both)',
+    shownDefault: 'unset',
+    fix: 'set it to the path of a unix socket to listen on, at most 100 characters, for example /run/coze-token/sidecar.sock'
+  },
+  SIDECAR_SOCKET_MODE: {
+    schema: { type: 'string', pattern: '^0?[0-7]{3}$', default: '0660' },
+    about: 'the socket file\'s permissions, in octal',
+    fix: 'set it to the socket file\'s permissions in octal, for example 0660 or 0600'
+  },
   SIDECAR_EXCHANGE_RATE: {
     schema: { type: 'number', exclusiveMinimum: 0, maximum: 100_000, default: 10 },
     about: 'new exchanges with Coze allowed per second, per credential (a token bucket)',

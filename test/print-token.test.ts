@@ -1,3 +1,4 @@
+import { join } from 'node:path'
 import t from 'tap'
 import { main, USAGE } from '../src/print-token.js'
 import { ACCOUNT_ID, APP_ID, sidecarEnv, startEmulator, tempDir } from './fixtures/harness.js'
@@ -48,6 +49,11 @@ t.test('the same configuration as the service, with its guard settings', async (
   t.match(config.fake.stderr, /^coze-token: COZE_APP_ID: is required/)
   const guarded = fakeProcess(t, sidecarEnv(emulator, { SIDECAR_AUTH_TOKEN: 'a-caller-secret-0123456789', SIDECAR_REQUIRE_HEADER: 'Metadata-Flavor: Coze' }))
   t.equal(await main([], guarded.proc), 0, 'it sends the secret and the required header itself')
+  // A callers file does not bind the command that holds the key: it would have every right anyway.
+  const dir = tempDir(t)
+  const withCallers = fakeProcess(t, sidecarEnv(emulator, { SIDECAR_CALLERS_FILE: join(dir, 'callers.json'), HOST: '0.0.0.0' }), dir)
+  t.equal(await main(['--session-name', 'anyone', '--ttl', '3600'], withCallers.proc), 0, 'any token, the file not even read')
+  t.match(withCallers.fake.stdout, /^czs_/)
 })
 
 t.test('SIDECAR_DEMO=true: a token from the demo\'s emulator, which then stops', async (t) => {

@@ -2,10 +2,14 @@
  * No secret ever leaves: with logs at trace, every scenario that touches a token, a JWT or the
  * key is run, and every log line and every non-token response is searched for them.
  */
+import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
 import t from 'tap'
 import type { InjectOptions } from 'fastify'
+import { BROAD_SECRET, DEFAULT_SECRET, ELSEWHERE_SECRET, NARROW_SECRET, OTHER_SECRET, bearer, sha256, writeCallers } from './fixtures/callers.js'
+import { until } from './fixtures/flush.js'
 import { FakeClock } from './fixtures/clock.js'
-import { ACCOUNT_ID, APP_ID, CHANNEL_APP_ID, ENTERPRISE_ID, PRIVILEGED_APP_ID, startEmulator, startSidecar, type Sidecar } from './fixtures/harness.js'
+import { ACCOUNT_ID, APP_ID, CHANNEL_APP_ID, ENTERPRISE_ID, PRIVILEGED_APP_ID, startEmulator, startSidecar, tempDir, type Sidecar } from './fixtures/harness.js'
 import { keys, pemBody } from './fixtures/keys.js'
 
 /** Every 40-character window of the key's base64, stepping by 20: any leak of the key shows. */
@@ -89,4 +93,44 @@ t.test('tokens, JWTs and the key never appear in logs or error responses', async
   t.same(leaks, [], 'no secret in any log line or error response')
   t.notOk(haystacks.some((text) => /czs_[A-Za-z0-9]{20}/.test(text)), 'nothing shaped like a Coze token either')
   t.notOk(haystacks.some((text) => /eyJ[\w-]{10,}\.eyJ/.test(text)), 'nothing shaped like a JWT either')
+})
+
+t.test('caller secrets never appear in logs or responses: identified, refused, rotated, broken', async (t) => {
+  const emulator = await startEmulator(t)
+  const dir = tempDir(t)
+  const file = writeCallers(dir)
+  const clock = new FakeClock()
+  const sidecar = await startSidecar(t, emulator, {
+    LOG_LEVEL: 'trace', SIDECAR_CALLERS_FILE: file, SIDECAR_AUTH_TOKEN: DEFAULT_SECRET, SIDECAR_RETRY_ATTEMPTS: '1'
+  }, { clock })
+  const responses: string[] = []
+  const call = async (options: InjectOptions): Promise<void> => { responses.push((await sidecar.app.inject(options)).body) }
+  const rotated = 'broad-rotated-secret-0123456789'
+  for (const secret of [NARROW_SECRET, BROAD_SECRET, OTHER_SECRET, ELSEWHERE_SECRET, DEFAULT_SECRET, 'an-unknown-secret-0123456789']) {
+    for (const url of ['/token', '/token?session_name=ops-1', `/token?account_id=${ACCOUNT_ID}&ttl=3600`, '/token/rights']) {
+      await call({ url, headers: bearer(secret) })
+    }
+    await call({ method: 'DELETE', url: '/token?session_name=ops-1', headers: bearer(secret) })
+    await call({ method: 'POST', url: '/token', headers: bearer(secret), payload: { session_name: 'billing-2', ttl: 9999 } })
+  }
+  // A rotated secret_file, then a broken callers file and a secret_file too short.
+  writeFileSync(join(dir, 'broad.secret'), rotated)
+  clock.advance(2_000)
+  await until(() => sidecar.logs.containing('callers reloaded').length === 1, 'the reload')
+  await call({ url: '/token', headers: bearer(rotated) })
+  writeFileSync(join(dir, 'broad.secret'), 'tiny')
+  clock.advance(2_000)
+  await until(() => sidecar.logs.containing('callers reload failed').length === 1, 'the failed reload')
+  writeFileSync(file, `{"callers": {"x": {"secret_sha256": "${sha256(NARROW_SECRET)}", "session_names": "${NARROW_SECRET}"}}}`)
+  clock.advance(2_000)
+  await until(() => sidecar.logs.containing('callers reload failed').length === 2, 'the second failed reload')
+
+  const lines = sidecar.logs.raw
+  t.ok(lines.some((line) => line.includes('"caller":"narrow"')), 'the caller\'s name is logged')
+  t.ok(lines.some((line) => line.includes('caller not allowed')), 'and its refusals')
+  const haystacks = [...lines, ...responses]
+  const secrets = [NARROW_SECRET, BROAD_SECRET, OTHER_SECRET, ELSEWHERE_SECRET, DEFAULT_SECRET, rotated, 'an-unknown-secret-0123456789']
+  const leaks = secrets.flatMap((secret) => haystacks.filter((text) => text.includes(secret)).map((text) => `${secret} in: ${text.slice(0, 200)}`))
+  t.same(leaks, [], 'no caller secret in any log line (trace included) or response')
+  t.notOk(haystacks.some((text) => text.includes(sha256(NARROW_SECRET))), 'nor a secret\'s digest')
 })

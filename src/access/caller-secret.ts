@@ -1,13 +1,10 @@
 /**
- * The shared secret callers present as `Authorization: Bearer <secret>`, from
- * `SIDECAR_AUTH_TOKEN` or a file (`SIDECAR_AUTH_TOKEN_FILE`) that may be replaced at any time to
- * rotate it. Compared in constant time; never logged.
+ * A caller secret from a file (`SIDECAR_AUTH_TOKEN_FILE`, a caller's `secret_file`), which may be
+ * replaced at any time to rotate it. Secrets are held and compared by `caller-registry.ts`.
  *
  * @example
- * const secret = await CallerSecret.fromFile('/run/secrets/sidecar-token')
- * secret.matches(request.headers.authorization) // true or false, in constant time
+ * const secret = await readSecretFile('/run/secrets/sidecar-token')
  */
-import { createHash, timingSafeEqual } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 
 /** A secret this short could be guessed; `openssl rand -hex 32` gives 64 characters. */
@@ -29,33 +26,4 @@ export async function readSecretFile (path: string, read: (path: string) => Prom
     throw new CallerSecretError(`${path} must hold one secret of ${MIN_SECRET_LENGTH} to 4096 printable characters without spaces`)
   }
   return secret
-}
-
-export class CallerSecret {
-  #digest: Buffer
-  readonly file: string | undefined
-
-  constructor (secret: string, file?: string) {
-    this.#digest = digest(secret)
-    this.file = file
-  }
-
-  /**
-   * Whether an `Authorization` header carries the secret. Both sides are hashed first, so the
-   * comparison takes the same time whatever the header's length or content.
-   */
-  matches (authorization: string | undefined): boolean {
-    const presented = /^Bearer +(\S+) *$/i.exec(authorization ?? '')?.[1] ?? ''
-    return timingSafeEqual(digest(presented), this.#digest)
-  }
-
-  /** Re-reads the file. A bad new file keeps the current secret in service and throws. */
-  async reload (read?: (path: string) => Promise<string>): Promise<void> {
-    if (this.file === undefined) return
-    this.#digest = digest(await readSecretFile(this.file, read))
-  }
-}
-
-function digest (text: string): Buffer {
-  return createHash('sha256').update(text).digest()
 }

@@ -6,17 +6,20 @@
  * Framework-free: headers in, an error or nothing out.
  *
  * @example
- * const refusal = checkAccess(request.headers, policy)
- * if (refusal !== undefined) throw refusal
+ * const admitted = admit(request.headers, policy)
+ * if (admitted instanceof Error) throw admitted // else admitted is the caller
  */
 import type { IncomingHttpHeaders } from 'node:http'
 import { isIP } from 'node:net'
 import { errors, type SidecarError } from '../errors.js'
-import type { CallerSecret } from './caller-secret.js'
+import { ANONYMOUS, type Caller } from './callers.js'
 
 export interface AccessPolicy {
-  /** When set, callers must present it as `Authorization: Bearer <secret>`. */
-  secret?: CallerSecret
+  /**
+   * When set, callers must present a secret it knows as `Authorization: Bearer <secret>`
+   * (`SIDECAR_AUTH_TOKEN`, `SIDECAR_CALLERS_FILE`); without it, everyone is `anonymous`.
+   */
+  callers?: { identify: (authorization: string | undefined) => Caller | undefined }
   /** The listen address (`HOST`). */
   listenHost: string
   /** Further host names allowed in `Host` (`SIDECAR_ALLOWED_HOSTS`), lower case; `*` allows any. */
@@ -68,6 +71,11 @@ export interface AccessOptions {
    * load without it; the tokens it shows come from `/token`, which still asks for the secret.
    */
   skipSecret?: boolean
+  /**
+   * The request came over the unix socket (`SIDECAR_SOCKET`): no browser can reach it and no DNS
+   * name points at it, so its `Host` (whatever the client's URL said) is not checked.
+   */
+  viaSocket?: boolean
 }
 
 /** Hosts already judged, per policy: callers send the same few `Host` values again and again. */
@@ -89,6 +97,15 @@ function hostRefusal (header: string, policy: AccessPolicy): string | undefined 
 
 /** The first rule the request breaks, as the error to answer with, or undefined. */
 export function checkAccess (headers: IncomingHttpHeaders, policy: AccessPolicy, options: AccessOptions = {}): SidecarError | undefined {
+  const admitted = admit(headers, policy, options)
+  return admitted instanceof Error ? admitted : undefined
+}
+
+/**
+ * The caller a request comes from, or the first rule it breaks as the error to answer with.
+ * Undefined for a request admitted without its secret (`skipSecret`): nobody is identified.
+ */
+export function admit (headers: IncomingHttpHeaders, policy: AccessPolicy, options: AccessOptions = {}): SidecarError | Caller | undefined {
   if (policy.rejectForwarded && (headers['x-forwarded-for'] !== undefined || headers.forwarded !== undefined)) {
     return new errors.ForwardedRequest() as SidecarError
   }
@@ -96,16 +113,17 @@ export function checkAccess (headers: IncomingHttpHeaders, policy: AccessPolicy,
   if (required !== undefined && headers[required.name] !== required.value) {
     return new errors.MissingRequiredHeader(`${required.name}: ${required.value}`) as SidecarError
   }
-  const refusal = hostRefusal(headers.host ?? '', policy)
-  if (refusal !== undefined) return new errors.HostNotAllowed(refusal) as SidecarError
+  if (options.viaSocket !== true) {
+    const refusal = hostRefusal(headers.host ?? '', policy)
+    if (refusal !== undefined) return new errors.HostNotAllowed(refusal) as SidecarError
+  }
   if (headers['sec-fetch-site'] === 'cross-site') return new errors.CrossSiteRequest() as SidecarError
   // A browser sends Origin on cross-origin requests (and on POST, DELETE): it must be this origin.
   const origin = headers.origin
   if (origin !== undefined && !sameOrigin(origin, String(headers.host))) return new errors.CrossSiteRequest() as SidecarError
-  if (options.skipSecret !== true && policy.secret !== undefined && !policy.secret.matches(headers.authorization)) {
-    return new errors.Unauthorized() as SidecarError
-  }
-  return undefined
+  if (options.skipSecret === true) return undefined
+  if (policy.callers === undefined) return ANONYMOUS
+  return policy.callers.identify(headers.authorization) ?? new errors.Unauthorized() as SidecarError
 }
 
 function sameOrigin (origin: string, host: string): boolean {

@@ -44,7 +44,8 @@ export interface RegionDiagnosis {
 
 /** The token side of a credential, the same for minted and static tokens. */
 export interface TokenSource {
-  get: (request: TokenRequest, deadlineMs: number) => Promise<ServedToken>
+  /** `caller` names who asked, in the report of an exchange this starts. */
+  get: (request: TokenRequest, deadlineMs: number, caller?: string) => Promise<ServedToken>
   /** A new token even while the cached one is valid (the page's New token); the cached one is kept until it arrives. */
   renew: (request: TokenRequest, deadlineMs: number) => Promise<ServedToken>
   cached: (request: TokenRequest) => ServedToken | undefined

@@ -103,6 +103,7 @@ function logExchange (app: FastifyInstance, name: string, report: ExchangeReport
       variant: report.variant,
       attempt: report.attempt,
       reason: report.reason,
+      ...(report.caller === undefined ? {} : { caller: report.caller }),
       duration_ms: Math.round(report.durationMs),
       outcome: report.outcome,
       ...(report.logid === undefined ? {} : { logid: report.logid }),

@@ -93,7 +93,7 @@ export async function pageRoutes (app: FastifyInstance, options: PageRoutesOptio
     const apps = registry.names()
     // The credential asked for, else the default, else the first: a picker shows the others.
     const credential = registry.select((request.query as { app?: string }).app ?? registry.defaultName ?? apps[0])
-    const authRequired = config.access.secret !== undefined
+    const authRequired = app.callers !== undefined
     let current: PageModel['current']
     if (!authRequired) {
       try {

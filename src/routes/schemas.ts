@@ -125,7 +125,7 @@ export const errorResponseSchema = {
     code: { type: 'string' },
     error: { type: 'string' },
     message: { type: 'string' },
-    field: { type: 'string', description: 'The parameter a 400 is about.' },
+    field: { type: 'string', description: 'The parameter a 400 is about; the rule a 403 CALLER_NOT_ALLOWED broke.' },
     coze: {
       type: 'object',
       description: 'What Coze answered, when it answered.',

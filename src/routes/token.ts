@@ -4,6 +4,9 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fastJson from 'fast-json-stringify'
+import { askOf, authorize } from '../access/authorize.js'
+import type { Caller } from '../access/callers.js'
+import { callerNotAllowed } from '../access/guard.js'
 import { ID_VARIANTS, type TokenRequest } from '../coze/variants.js'
 import type { Credential } from '../credentials/credential.js'
 import { SelectionError } from '../credentials/errors.js'
@@ -98,16 +101,58 @@ function sendToken (request: FastifyRequest, reply: FastifyReply, token: ServedT
 }
 
 /**
+ * The credential and token request for `input` from `caller`: its defaults applied, then its
+ * rights checked. The app rule is checked before the credential is looked up, so that a caller
+ * learns nothing of the credentials it may not use.
+ * @throws CALLER_NOT_ALLOWED (403) naming the rule; INVALID_PARAMETER for an unknown credential.
+ */
+export function callerTokenRequest (app: FastifyInstance, request: FastifyRequest, caller: Caller, input: TokenInput): { credential: Credential, tokenRequest: TokenRequest } {
+  const registry = app.credentials
+  // Callers with every right have no defaults of their own: the hot path skips the rest.
+  if (caller.all) {
+    const credential = registry.select(input.app)
+    return { credential, tokenRequest: toTokenRequest(input, credential) }
+  }
+  const named = input.app ?? caller.defaults.app ?? registry.defaultName
+  if (named !== undefined) {
+    const refusal = authorize(caller, { app: named }, registry.defaultName)
+    if (refusal !== undefined) throw callerNotAllowed(app, request, caller.name, refusal)
+  }
+  const credential = registry.select(named)
+  if (credential.spec.kind === 'static') {
+    // A static token takes no session or ttl: the caller's defaults for those do not apply.
+    return { credential, tokenRequest: toTokenRequest(input, credential) }
+  }
+  const ask = askOf(caller, {
+    app: credential.name,
+    ...(input.session_name === undefined ? {} : { sessionName: input.session_name }),
+    ...(input.ttl === undefined ? {} : { ttl: input.ttl })
+  }, credential.defaultRequest.ttl)
+  const tokenRequest = toTokenRequest({ ...input, ttl: ask.ttl, ...(ask.sessionName === undefined ? {} : { session_name: ask.sessionName }) }, credential)
+  const refusal = authorize(caller, { ...ask, ...pick(tokenRequest) }, registry.defaultName)
+  if (refusal !== undefined) throw callerNotAllowed(app, request, caller.name, refusal)
+  return { credential, tokenRequest }
+}
+
+/** The account or enterprise a request ends up with (the service's default included). */
+function pick (request: TokenRequest): { accountId?: string, enterpriseId?: string } {
+  if (request.accountId !== undefined) return { accountId: request.accountId }
+  return request.enterpriseId === undefined ? {} : { enterpriseId: request.enterpriseId }
+}
+
+/**
  * Answers with the token for `input`: a cached one at once, without a promise (the hot path),
  * else the one the cache gets from Coze.
  */
 function serve (app: FastifyInstance, request: FastifyRequest, reply: FastifyReply, input: TokenInput, format: TokenInput['format']): FastifyReply | Promise<FastifyReply> {
-  const credential = app.credentials.select(input.app)
-  const tokenRequest = toTokenRequest(input, credential)
+  // The guard sets the caller on every route of this scope.
+  const caller = request.caller as Caller
+  const { credential, tokenRequest } = callerTokenRequest(app, request, caller, input)
+  app.metrics.request(caller.name)
   if (input.renew === true) return credential.tokens.renew(tokenRequest, app.config.requestDeadlineMs).then((token) => sendToken(request, reply, token, format))
   const hit = credential.tokens.cached(tokenRequest)
   if (hit !== undefined) return sendToken(request, reply, hit, format)
-  return credential.tokens.get(tokenRequest, app.config.requestDeadlineMs).then((token) => sendToken(request, reply, token, format))
+  return credential.tokens.get(tokenRequest, app.config.requestDeadlineMs, caller.name).then((token) => sendToken(request, reply, token, format))
 }
 
 /** A POST or DELETE without a body means "no fields", like an empty query string. */
@@ -158,9 +203,9 @@ export async function tokenRoutes (app: FastifyInstance): Promise<void> {
     if (inBody && Object.keys(query).length > 0) {
       throw details(new errors.InvalidParameter('give the selectors either in the query or in the JSON body, not both'), { field: 'body' })
     }
-    const input = inBody ? body : query
-    const credential = app.credentials.select(input.app)
-    credential.tokens.delete(toTokenRequest(input, credential))
+    // A caller cannot drop a token it could not take.
+    const { credential, tokenRequest } = callerTokenRequest(app, request, request.caller as Caller, inBody ? body : query)
+    credential.tokens.delete(tokenRequest)
     return reply.code(204).send()
   })
 }

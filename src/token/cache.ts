@@ -31,6 +31,8 @@ export interface ExchangeReport {
   outcome: 'ok' | ExchangeError['kind'] | 'internal'
   /** Why this attempt happened: a caller waited for it, or it refreshed a token ahead of time. */
   reason: 'miss' | 'refresh'
+  /** For a miss, the name of the caller whose request started the exchange (for logs and metrics). */
+  caller?: string
   error?: ExchangeError
   logid?: string
   /** Coze's clock minus ours, when Coze sent a `Date` header. */
@@ -110,6 +112,8 @@ interface Flight {
   /** Monotonic ms at which the next attempt starts, while backing off. */
   nextAttemptAt: number
   waiters: Set<Waiter>
+  /** The caller whose miss started it. */
+  caller?: string
 }
 
 interface Entry {
@@ -168,10 +172,11 @@ export class TokenCache {
    * from Coze, sharing the exchange with every concurrent caller of the same request.
    *
    * @param deadlineMs how long the caller may wait for Coze.
+   * @param caller who asks, named in the report of an exchange this request starts.
    * @throws TokenError: `exchange` when Coze refused, failed or could not be reached (with
    * `retryAfter` when the next attempt is known), `deadline`, or `rate_limited`.
    */
-  async get (request: TokenRequest, deadlineMs: number): Promise<ServedToken> {
+  async get (request: TokenRequest, deadlineMs: number, caller?: string): Promise<ServedToken> {
     const now = this.#clock.monotonic()
     const entry = this.#entry(request)
     const hit = this.#hit(entry, now)
@@ -187,7 +192,7 @@ export class TokenCache {
     }
     this.stats.misses++
     try {
-      const flight = entry.flight ?? this.#startLimited(entry)
+      const flight = entry.flight ?? this.#startLimited(entry, caller)
       const fresh = await this.#wait(entry, flight, deadlineMs)
       if (this.#clock.monotonic() < fresh.staleUntil) return fresh.fresh
       throw new TokenError('deadline', 'the new token expired before it could be handed out', { retryAfter: 1 })
@@ -242,7 +247,7 @@ export class TokenCache {
     const failing = this.#failing(entry, this.#clock.monotonic())
     if (failing !== undefined) throw failing
     this.stats.misses++
-    const fresh = await this.#wait(entry, entry.flight ?? this.#startLimited(entry), deadlineMs)
+    const fresh = await this.#wait(entry, entry.flight ?? this.#startLimited(entry, undefined), deadlineMs)
     return fresh.fresh
   }
 
@@ -298,13 +303,13 @@ export class TokenCache {
   }
 
   /** A new exchange for a caller, if the rate limit allows one now. */
-  #startLimited (entry: Entry): Flight {
+  #startLimited (entry: Entry, caller: string | undefined): Flight {
     const waitMs = this.#rate?.take()
     if (waitMs !== undefined) {
       this.stats.rateLimited++
       throw new TokenError('rate_limited', 'too many new tokens asked for', { retryAfter: Math.max(1, Math.ceil(waitMs / 1000)) })
     }
-    return this.#startFlight(entry, 'miss')
+    return this.#startFlight(entry, 'miss', caller)
   }
 
   #refreshInBackground (entry: Entry): void {
@@ -315,12 +320,13 @@ export class TokenCache {
     this.#startFlight(entry, 'refresh').promise.catch(() => {})
   }
 
-  #startFlight (entry: Entry, reason: ExchangeReport['reason']): Flight {
+  #startFlight (entry: Entry, reason: ExchangeReport['reason'], caller?: string): Flight {
     const flight: Flight = {
       promise: undefined as unknown as Promise<Held>,
       failedAttempts: 0,
       nextAttemptAt: 0,
-      waiters: new Set()
+      waiters: new Set(),
+      ...(caller === undefined ? {} : { caller })
     }
     flight.promise = this.#fly(entry, flight, reason).finally(() => {
       if (entry.flight === flight) delete entry.flight
@@ -332,6 +338,7 @@ export class TokenCache {
   /** One attempt of the flight, then the next after a back-off, until a token or a final error. */
   async #fly (entry: Entry, flight: Flight, reason: ExchangeReport['reason'], attempt = 1, started = this.#clock.monotonic()): Promise<Held> {
     const variant = variantOf(entry.request)
+    const by = flight.caller === undefined ? {} : { caller: flight.caller }
     const sentAt = this.#clock.monotonic()
     try {
       const issued = await this.#mint(entry.request)
@@ -340,6 +347,7 @@ export class TokenCache {
         variant,
         attempt,
         reason,
+        ...by,
         durationMs: this.#clock.monotonic() - sentAt,
         outcome: 'ok',
         ...(issued.logid === undefined ? {} : { logid: issued.logid }),
@@ -350,13 +358,14 @@ export class TokenCache {
     } catch (error) {
       const durationMs = this.#clock.monotonic() - sentAt
       if (!(error instanceof ExchangeError)) {
-        this.#onExchange({ variant, attempt, reason, durationMs, outcome: 'internal' })
+        this.#onExchange({ variant, attempt, reason, ...by, durationMs, outcome: 'internal' })
         throw error
       }
       this.#onExchange({
         variant,
         attempt,
         reason,
+        ...by,
         durationMs,
         outcome: error.kind,
         error,

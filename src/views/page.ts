@@ -136,7 +136,7 @@ function authPanel (): SafeHtml {
   return html`
     <section class="card" id="auth" aria-labelledby="auth-heading">
       <h2 id="auth-heading">Caller secret</h2>
-      <p>This sidecar hands out tokens only to callers that send its secret (<code>SIDECAR_AUTH_TOKEN</code>).
+      <p>This sidecar hands out tokens only to callers that send a secret it knows (<code>SIDECAR_AUTH_TOKEN</code>, or a caller's in <code>SIDECAR_CALLERS_FILE</code>).
         The page keeps it in this tab's memory only and sends it as an <code>Authorization</code> header, never in a URL.</p>
       <form id="auth-form" class="inline-form" hidden>
         <label for="secret">Secret</label>
@@ -153,6 +153,7 @@ function requestPanel (host: string, curlAuth: string): SafeHtml {
   return html`
     <section class="card" id="request" aria-labelledby="request-heading">
       <h2 id="request-heading">A token for someone else</h2>
+      <p class="muted" id="caller-rights" role="status" hidden></p>
       <form id="request-form" hidden>
         <p class="muted" id="request-hint">Fill in any of these; leave them all empty for the default request.
           An account id and an enterprise id cannot be combined.</p>

@@ -1,6 +1,8 @@
 import t from 'tap'
-import { CallerSecret, readSecretFile } from '../../src/access/caller-secret.js'
-import { checkAccess, hostAllowed, hostName, isLoopback, type AccessPolicy } from '../../src/access/rules.js'
+import { readSecretFile } from '../../src/access/caller-secret.js'
+import { CallerRegistry } from '../../src/access/caller-registry.js'
+import { ANONYMOUS } from '../../src/access/callers.js'
+import { admit, checkAccess, hostAllowed, hostName, isLoopback, type AccessPolicy } from '../../src/access/rules.js'
 
 const SECRET = 'correct-horse-battery-staple-42'
 
@@ -32,8 +34,8 @@ t.test('which hosts are allowed (DNS rebinding)', async (t) => {
 })
 
 t.test('the rules, in order', async (t) => {
-  const secret = new CallerSecret(SECRET)
-  const strict = policy({ secret, rejectForwarded: true, requiredHeader: { name: 'metadata-flavor', value: 'Coze' } })
+  const callers = await CallerRegistry.load({ defaultSecret: { value: SECRET } })
+  const strict = policy({ callers, rejectForwarded: true, requiredHeader: { name: 'metadata-flavor', value: 'Coze' } })
   const ok = { host: 'localhost:8080', authorization: `Bearer ${SECRET}`, 'metadata-flavor': 'Coze' }
   t.equal(checkAccess(ok, strict), undefined, 'all good')
   const table: Array<[string, Record<string, string>, string, number]> = [
@@ -58,10 +60,26 @@ t.test('the rules, in order', async (t) => {
   t.equal(checkAccess({ host: 'localhost' }, policy()), undefined, 'no secret configured: no header needed')
   const message = (checkAccess({ host: 'localhost', authorization: 'Bearer x' }, strict) as Error).message
   t.notMatch(message, /correct|horse|staple/, 'no hint of the secret')
+  t.match(admit(ok, strict), { name: 'default', all: true }, 'SIDECAR_AUTH_TOKEN is the caller default, with every right')
+  t.equal(admit({ host: 'localhost' }, policy()), ANONYMOUS, 'no secret configured: everyone is anonymous')
+  t.match(ANONYMOUS, { name: 'anonymous', all: true })
+})
+
+t.test('over the unix socket any Host is accepted; every other rule still applies', async (t) => {
+  const callers = await CallerRegistry.load({ defaultSecret: { value: SECRET } })
+  const strict = policy({ callers, rejectForwarded: true })
+  const socket = { viaSocket: true }
+  for (const host of ['sidecar', 'localhost', 'evil.example']) {
+    t.match(admit({ host, authorization: `Bearer ${SECRET}` }, strict, socket), { name: 'default' }, host)
+  }
+  t.match(admit({ authorization: `Bearer ${SECRET}` }, strict, socket), { name: 'default' }, 'or none at all')
+  t.match(admit({ host: 'evil.example', authorization: `Bearer ${SECRET}` }, strict), { code: 'HOST_NOT_ALLOWED' }, 'but not over TCP')
+  t.match(admit({ host: 'sidecar' }, strict, socket), { code: 'UNAUTHORIZED' }, 'the secret is still required')
+  t.match(admit({ host: 'sidecar', authorization: `Bearer ${SECRET}`, 'x-forwarded-for': '1.2.3.4' }, strict, socket), { code: 'FORWARDED_REQUEST' })
 })
 
 t.test('skipSecret (the page\'s HTML and assets): every rule but the secret still applies', async (t) => {
-  const strict = policy({ secret: new CallerSecret(SECRET), rejectForwarded: true, requiredHeader: { name: 'metadata-flavor', value: 'Coze' } })
+  const strict = policy({ callers: await CallerRegistry.load({ defaultSecret: { value: SECRET } }), rejectForwarded: true, requiredHeader: { name: 'metadata-flavor', value: 'Coze' } })
   const page = { skipSecret: true }
   const ok = { host: 'localhost:8080', 'metadata-flavor': 'Coze' }
   t.equal(checkAccess(ok, strict, page), undefined, 'no Authorization needed')
@@ -85,16 +103,17 @@ t.test('secret files: read, checked, reloaded; a bad new file keeps the old secr
   await t.rejects(readSecretFile('/s', async () => 'short'), { message: '/s must hold one secret of 16 to 4096 printable characters without spaces' })
   await t.rejects(readSecretFile('/s', async () => 'two words but long enough'), { message: /printable characters without spaces/ })
   await t.rejects(readSecretFile('/missing/secret'), { message: 'cannot read /missing/secret (ENOENT)' })
-  const secret = new CallerSecret(SECRET, '/s')
+  const secret = await CallerRegistry.load({ defaultSecret: { value: SECRET, file: '/s' }, read })
+  t.same(secret.files, ['/s'], 'the file is watched')
   content = 'rotated-secret-0123456789'
-  await secret.reload(read)
-  t.ok(secret.matches('Bearer rotated-secret-0123456789'))
-  t.notOk(secret.matches(`Bearer ${SECRET}`), 'the old one no longer works')
+  await secret.reload()
+  t.ok(secret.identify('Bearer rotated-secret-0123456789'))
+  t.notOk(secret.identify(`Bearer ${SECRET}`), 'the old one no longer works')
   content = 'bad'
-  await t.rejects(secret.reload(read))
-  t.ok(secret.matches('Bearer rotated-secret-0123456789'), 'still the last good one')
-  const inline = new CallerSecret(SECRET)
-  await inline.reload(read)
-  t.ok(inline.matches(`Bearer ${SECRET}`), 'an inline secret has no file to reload')
-  t.notOk(inline.matches(undefined))
+  await t.rejects(secret.reload(), { message: /SIDECAR_AUTH_TOKEN_FILE is unusable: \/s must hold one secret/ })
+  t.ok(secret.identify('Bearer rotated-secret-0123456789'), 'still the last good one')
+  const inline = await CallerRegistry.load({ defaultSecret: { value: SECRET } })
+  await inline.reload()
+  t.ok(inline.identify(`Bearer ${SECRET}`), 'an inline secret has no file to reload')
+  t.notOk(inline.identify(undefined))
 })

@@ -37,7 +37,7 @@ function documents (file: string): unknown[] {
 const files = readdirSync(DIR).filter((name) => name.endsWith('.yaml')).sort()
 const all = files.flatMap((file) => documents(file).map((doc) => ({ file, doc: doc as { apiVersion?: string, kind?: string, metadata?: { name?: string } } })))
 
-t.same(files, ['deployment.yaml', 'secret.yaml'], 'the example manifests')
+t.same(files, ['deployment-socket.yaml', 'deployment.yaml', 'secret.yaml'], 'the example manifests')
 
 t.test('every manifest is valid against the Kubernetes schema', async (t) => {
   for (const { file, doc } of all) {
@@ -50,7 +50,7 @@ t.test('every manifest is valid against the Kubernetes schema', async (t) => {
   }
 })
 
-const deployment = all.find(({ doc }) => doc.kind === 'Deployment')?.doc as IDeployment
+const deployment = all.find(({ file, doc }) => file === 'deployment.yaml' && doc.kind === 'Deployment')?.doc as IDeployment
 const secret = all.find(({ doc }) => doc.kind === 'Secret')?.doc as ISecret
 const pod = deployment.spec?.template.spec
 const sidecar = pod?.initContainers?.find((container) => container.name === 'coze-token-sidecar')
@@ -161,4 +161,30 @@ t.test('the Secret is a template: placeholders, no key', async (t) => {
   t.equal(secret.data, undefined, 'nothing base64-encoded that could hide a key')
   for (const [key, value] of Object.entries(secret.stringData ?? {})) t.match(value, /^<.*>\s*$/, `${key} is a <placeholder>`)
   t.throws(() => createPrivateKey(secret.stringData?.['private_key.pem'] ?? ''), 'private_key.pem is not a key')
+})
+
+t.test('over a unix socket: an emptyDir shared by the two containers, no TCP listener', async (t) => {
+  const socketDeployment = all.find(({ file }) => file === 'deployment-socket.yaml')?.doc as IDeployment
+  const socketPod = socketDeployment.spec?.template.spec
+  const socketSidecar = socketPod?.initContainers?.find((container) => container.name === 'coze-token-sidecar')
+  const socketApp = socketPod?.containers[0]
+  t.equal(socketSidecar?.restartPolicy, 'Always', 'a native sidecar too')
+  t.equal(env(socketSidecar, 'SIDECAR_SOCKET'), '/run/coze-token/sidecar.sock')
+  t.equal(env(socketSidecar, 'SIDECAR_SOCKET_MODE'), '0660')
+  t.equal(env(socketSidecar, 'PORT'), undefined, 'no PORT: no TCP listener')
+  t.equal(socketSidecar?.ports, undefined, 'no container port')
+  const volume = socketPod?.volumes?.find((v) => v.name === 'coze-token-socket')
+  t.same(volume?.emptyDir, { medium: 'Memory', sizeLimit: '1Mi' }, 'an in-memory emptyDir')
+  for (const container of [socketSidecar, socketApp]) {
+    t.ok(container?.volumeMounts?.some((mount) => mount.name === 'coze-token-socket' && mount.mountPath === '/run/coze-token'), `${container?.name} mounts the socket's folder`)
+  }
+  t.match(socketApp?.command?.join(' '), /curl -sf --unix-socket \/run\/coze-token\/sidecar\.sock 'http:\/\/localhost\/token\?format=text'/)
+  const probePath = (probe: IProbe | undefined): string | undefined => /socketPath: '\/run\/coze-token\/sidecar\.sock', path: '(\/\w+)'/.exec(probe?.exec?.command?.join(' ') ?? '')?.[1]
+  t.equal(probePath(socketSidecar?.startupProbe), '/healthz')
+  t.equal(probePath(socketSidecar?.livenessProbe), '/healthz')
+  t.equal(probePath(socketSidecar?.readinessProbe), '/readyz')
+  t.same(socketPod?.securityContext, pod?.securityContext, 'the same pod security as deployment.yaml')
+  t.same(socketSidecar?.securityContext, sidecar?.securityContext, 'and the same locked-down sidecar')
+  t.same(socketApp?.securityContext, app?.securityContext)
+  t.same(socketSidecar?.resources, sidecar?.resources)
 })

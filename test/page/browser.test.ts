@@ -5,7 +5,8 @@
  */
 import t from 'tap'
 import { request } from 'undici'
-import { APP_ID, startEmulator, startSidecar } from '../fixtures/harness.js'
+import { NARROW_SECRET, OTHER_SECRET, writeCallers } from '../fixtures/callers.js'
+import { APP_ID, startEmulator, startSidecar, tempDir } from '../fixtures/harness.js'
 import {
   activeId, countdownSeconds, launchBrowser, openPage, screenshot, tabTo, waitForChange, waitForText
 } from '../fixtures/page-browser.js'
@@ -177,6 +178,8 @@ t.test('with a caller secret: the page asks for it, sends it only as a header, t
   await waitForText(page, '#token-for', 'session name bob')
   await page.waitForSelector('#token-view', { state: 'visible' })
 
+  t.equal(await page.textContent('#caller-rights'), 'Caller default: every right.', 'SIDECAR_AUTH_TOKEN is the caller default')
+
   // Coze refuses, and a right secret is still shown as accepted.
   await page.click('#forget')
   emulator.state.setEnabled(APP_ID, false)
@@ -203,7 +206,8 @@ t.test('with a caller secret: the page asks for it, sends it only as a header, t
   t.ok(tokenCalls.length >= 3, 'the page asked /token')
   t.same(tokenCalls.filter(({ authorization }) => authorization !== undefined && authorization !== `Bearer ${SECRET}` && authorization !== 'Bearer a-wrong-secret-0123456789'), [])
   t.ok(tokenCalls.some(({ authorization }) => authorization === `Bearer ${SECRET}`), 'the secret went as the Authorization header')
-  t.same(authorizations.filter(({ url, authorization }) => new URL(url).pathname !== '/token' && authorization !== undefined), [], 'and only to /token')
+  t.same(authorizations.filter(({ url, authorization }) => !['/token', '/token/rights'].includes(new URL(url).pathname) && authorization !== undefined), [], 'and only to /token')
+  t.ok(await page.isVisible('#account-id'), 'after Forget every field is offered again')
   t.same(problems.filter(expectedStatus(401, 502)), [], 'no console errors, exceptions or CSP violations')
 })
 
@@ -226,4 +230,38 @@ t.test('without JavaScript: the masked token, Show, and the expiry still work', 
   t.equal(await page.innerText('#token-value'), token.access_token)
   await screenshot(page, 'page-nojs')
   t.same(problems, [])
+})
+
+t.test('with callers: the page offers only what the caller may take', async (t) => {
+  const emulator = await startEmulator(t)
+  const { app } = await startSidecar(t, emulator, { SIDECAR_CALLERS_FILE: writeCallers(tempDir(t)) })
+  const origin = await app.listen({ host: '127.0.0.1', port: 0 })
+  const { page, problems } = await openPage(t, browser, origin)
+  await page.goto(`${origin}/`)
+  await page.fill('#secret', NARROW_SECRET)
+  await page.click('#auth-form button[type=submit]')
+  await page.waitForSelector('#token-view', { state: 'visible' })
+  t.equal(await page.textContent('#caller-rights'), 'Caller narrow: the form offers only what it may take (tokens of at most 600 s).')
+  t.ok(await page.isVisible('#session-name'), 'a session name: it may use billing-*')
+  t.equal(await page.getAttribute('#session-name', 'placeholder'), 'billing-*')
+  t.notOk(await page.isVisible('#account-id'), 'no account id: it may use none')
+  t.notOk(await page.isVisible('label[for="account-id"]'))
+  t.notOk(await page.isVisible('#enterprise-id'), 'no enterprise id')
+  await screenshot(page, 'page-callers-narrow')
+  await page.fill('#session-name', 'ops-1')
+  await page.click('#request-form button[type=submit]')
+  await waitForText(page, '#error-code', 'CALLER_NOT_ALLOWED')
+  t.match(await page.textContent('#error-message'), 'caller narrow may not use session_name "ops-1"')
+  await page.fill('#session-name', 'billing-1')
+  await page.click('#request-form button[type=submit]')
+  await waitForText(page, '#token-for', 'session name billing-1')
+  await page.waitForSelector('#token-view', { state: 'visible' })
+
+  await page.click('#forget')
+  await page.fill('#secret', OTHER_SECRET)
+  await page.click('#auth-form button[type=submit]')
+  await waitForText(page, '#error-code', 'CALLER_NOT_ALLOWED')
+  t.equal(await page.textContent('#caller-rights'), 'Caller other: only its default token.')
+  t.notOk(await page.isVisible('#request-form'), 'a caller that may name nothing gets no form')
+  t.same(problems.filter(expectedStatus(403)), [], 'no console errors, exceptions or CSP violations')
 })

@@ -63,7 +63,7 @@ t.test('/openapi.json: every route with its schemas, for generating clients', as
   t.equal(response.statusCode, 200)
   const spec = response.json()
   t.match(spec, { openapi: '3.1.0', info: { title: 'coze-token-sidecar', version: String } })
-  t.same(Object.keys(spec.paths).sort(), ['/', '/healthz', '/metrics', '/readyz', '/status', '/token'], 'the API, not the page\'s assets')
+  t.same(Object.keys(spec.paths).sort(), ['/', '/healthz', '/metrics', '/readyz', '/status', '/token', '/token/rights'], 'the API, not the page\'s assets')
   t.notOk('/openapi.json' in spec.paths, 'the spec does not list itself')
   t.same(Object.keys(spec.paths['/token']).sort(), ['delete', 'get', 'post'])
   const get = spec.paths['/token'].get

@@ -1,7 +1,8 @@
 /*
  * The token page's behaviour: Copy, New token, the countdown, the request form and the caller
  * secret. One file, served by the sidecar itself (CSP: script-src 'self'); it only ever writes
- * text into the page (textContent, never innerHTML) and only ever talks to /token.
+ * text into the page (textContent, never innerHTML) and only ever talks to /token (and
+ * /token/rights, to offer only what the caller may take).
  *
  * The caller secret (when the sidecar has one) lives in a variable of this script: not in
  * sessionStorage or localStorage, where it would outlive the page and be readable by anything that
@@ -187,6 +188,51 @@
     $('forget').hidden = false
   }
 
+  const RIGHTS = { 'session-name': 'session_names', 'account-id': 'accounts', 'enterprise-id': 'enterprises' }
+
+  /** Shows every field again (no caller known). */
+  function resetRights () {
+    for (const id of Object.keys(RIGHTS)) {
+      for (const element of [$(id), document.querySelector('label[for="' + id + '"]')]) element.hidden = false
+      $(id).disabled = false
+      $(id).placeholder = ''
+    }
+    $('request-form').hidden = false
+    $('caller-rights').hidden = true
+  }
+
+  /**
+   * Offers only what the caller may take (SIDECAR_CALLERS_FILE): a field it may not use is hidden
+   * (and disabled, so the form does not send it), the others show the patterns it may use.
+   */
+  async function loadRights () {
+    let rights
+    try {
+      const response = await fetch('/token/rights', {
+        headers: { accept: 'application/json', authorization: 'Bearer ' + secret }, cache: 'no-store', credentials: 'same-origin', redirect: 'error'
+      })
+      if (!response.ok) return
+      rights = await response.json()
+    } catch {
+      return
+    }
+    let offered = 0
+    for (const [id, rule] of Object.entries(RIGHTS)) {
+      const allowed = rights[rule]
+      const none = allowed.length === 0
+      for (const element of [$(id), document.querySelector('label[for="' + id + '"]')]) element.hidden = none
+      $(id).disabled = none
+      $(id).placeholder = none || allowed.includes('*') ? '' : allowed.join(', ')
+      if (!none) offered++
+    }
+    $('request-form').hidden = offered === 0
+    const limit = rights.max_ttl === undefined ? '' : ' (tokens of at most ' + rights.max_ttl + ' s)'
+    $('caller-rights').textContent = 'Caller ' + rights.caller + (rights.every_right
+      ? ': every right.'
+      : offered === 0 ? ': only its default token' + limit + '.' : ': the form offers only what it may take' + limit + '.')
+    $('caller-rights').hidden = false
+  }
+
   $('new-token').addEventListener('click', () => { load(selectors, true) })
 
   $('copy').addEventListener('click', async () => {
@@ -228,11 +274,13 @@
       }
       secret = entered
       $('auth-status').textContent = ''
+      await loadRights()
       if (await load(selectors, false)) secretAccepted()
     })
     $('forget').addEventListener('click', () => {
       secret = null
       clearToken()
+      resetRights()
       $('forget').hidden = true
       $('auth-status').textContent = 'Forgotten.'
       $('secret').focus()
