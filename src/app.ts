@@ -160,6 +160,7 @@ export function buildApp (options: AppOptions): FastifyInstance {
         dispatcher,
         headersTimeoutMs: config.httpTimeoutMs,
         bodyTimeoutMs: config.httpTimeoutMs,
+        exchangeTimeoutMs: config.httpTimeoutMs,
         userAgent: `coze-token-sidecar/${VERSION} node/${process.versions.node}`
       }
     })
