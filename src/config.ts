@@ -26,7 +26,8 @@ export type Env = Record<string, string | undefined>
 
 const printable = '^[^\\u0000-\\u001F\\u007F]+$'
 export const ACCOUNT_ID_PATTERN = '^[0-9]{1,20}$'
-export const ENTERPRISE_ID_PATTERN = '^[A-Za-z0-9_.:*-]{1,128}$'
+/** Goes into a URL path: `.` and `..` would be dot segments, and rewrite the path to Coze. */
+export const ENTERPRISE_ID_PATTERN = '^(?!\\.{1,2}$)[A-Za-z0-9_.:*-]{1,128}$'
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
 
 /** The settings, their types, bounds and defaults. The README's configuration table mirrors it. */
@@ -110,7 +111,7 @@ const FIXES: Record<Setting, string> = {
   COZE_JWT_AUDIENCE: 'leave it unset to use the host of COZE_API_BASE',
   COZE_TOKEN_TTL: 'set it to a whole number of seconds from 1 to 86399 (Coze\'s limit)',
   COZE_ACCOUNT_ID: 'set it to the numeric Coze account or organization id, or leave it unset',
-  COZE_ENTERPRISE_ID: 'set it to the enterprise id (letters, digits, _ . : -), or leave it unset',
+  COZE_ENTERPRISE_ID: 'set it to the enterprise id (letters, digits, _ . : -, not . or ..), or leave it unset',
   COZE_HTTP_TIMEOUT: 'set it to a number of seconds above 0 and at most 120',
   HOST: 'set it to the address to listen on, for example 127.0.0.1',
   PORT: 'set it to a port number from 0 to 65535',

@@ -65,6 +65,7 @@ t.test('every bad setting stops the start with one line naming the setting and t
     ['base with credentials', { ...VALID, COZE_API_BASE: 'https://u:p@api.coze.cn' }, 'COZE_API_BASE', /credentials/],
     ['account and enterprise', { ...VALID, COZE_ACCOUNT_ID: '1', COZE_ENTERPRISE_ID: 'e' }, 'COZE_ENTERPRISE_ID', /set only one/],
     ['account not numeric', { ...VALID, COZE_ACCOUNT_ID: 'abc' }, 'COZE_ACCOUNT_ID', /numeric Coze account/],
+    ['enterprise id a dot segment', { ...VALID, COZE_ENTERPRISE_ID: '..' }, 'COZE_ENTERPRISE_ID', /not \. or \.\./],
     ['port out of range', { ...VALID, PORT: '70000' }, 'PORT', /from 0 to 65535/],
     ['log level', { ...VALID, LOG_LEVEL: 'verbose' }, 'LOG_LEVEL', /one of fatal, error, warn, info, debug, trace, silent/],
     ['deadline 0', { ...VALID, SIDECAR_REQUEST_DEADLINE: '0' }, 'SIDECAR_REQUEST_DEADLINE', /above 0/],

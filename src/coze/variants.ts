@@ -50,12 +50,26 @@ export function variantOf (request: TokenRequest): Variant {
 /** The token endpoint's path for the request's variant. */
 export function tokenPath (request: TokenRequest): string {
   if (request.accountId !== undefined) {
-    return `/api/permission/oauth2/account/${encodeURIComponent(request.accountId)}/token`
+    return `/api/permission/oauth2/account/${pathSegment(request.accountId)}/token`
   }
   if (request.enterpriseId !== undefined) {
-    return `/api/permission/oauth2/enterprise_id/${encodeURIComponent(request.enterpriseId)}/token`
+    return `/api/permission/oauth2/enterprise_id/${pathSegment(request.enterpriseId)}/token`
   }
   return '/api/permission/oauth2/token'
+}
+
+/**
+ * An id as one path segment. Percent-encoding does not help with dot segments: URL parsing
+ * resolves `.`, `..`, `%2e` and `%2E%2E` alike, so `enterprise_id=..` would reach
+ * `/api/permission/oauth2/token` and get a developer token. The HTTP layer refuses them with a
+ * 400; this is the second guard, for any other caller of this module.
+ *
+ * @throws RangeError for a dot segment.
+ */
+export function pathSegment (id: string): string {
+  const segment = encodeURIComponent(id)
+  if (/^(?:\.|%2e){1,2}$/i.test(segment)) throw new RangeError(`${JSON.stringify(id)} is a dot segment, not an id`)
+  return segment
 }
 
 export interface TokenRequestBody {

@@ -13,7 +13,7 @@ const textList = { type: 'array', maxItems: 100, items: text(128) } as const
 /** Words for pattern failures, per field, for the 400's message. */
 export const PATTERN_HINTS: Record<string, string> & { default: string } = {
   account_id: 'must be a numeric Coze account or organization id (digits only, at most 20)',
-  enterprise_id: 'must be an enterprise id: letters, digits and _ . : * - only, at most 128',
+  enterprise_id: 'must be an enterprise id: letters, digits and _ . : * - only, at most 128, and not . or ..',
   default: 'must not contain control characters'
 }
 
