@@ -401,6 +401,19 @@ function parseBase (value: string): URL {
   return url
 }
 
+/**
+ * Blank settings count as unset, except the caller secret's: a blank one is what `$(cat
+ * missing-file)` or an empty Secret key gives, and reading it as unset would turn authentication
+ * off without a word.
+ */
+function refuseBlankSecret (env: Env): void {
+  for (const name of ['SIDECAR_AUTH_TOKEN', 'SIDECAR_AUTH_TOKEN_FILE'] as const) {
+    if (env[name] !== undefined && env[name].trim() === '') {
+      throw new ConfigError(name, `is set but blank, which would leave callers unauthenticated: ${FIXES[name]}, or unset it`)
+    }
+  }
+}
+
 function nonEmpty (value: string | undefined): string | undefined {
   return value === undefined || value.trim() === '' ? undefined : value
 }
@@ -410,6 +423,7 @@ function nonEmpty (value: string | undefined): string | undefined {
  * changing). The same schema, validated by env-schema, the engine inside @fastify/env.
  */
 export async function loadConfig (sources: ConfigSources): Promise<Config> {
+  refuseBlankSecret(sources.env)
   const fromFile = await readOAuthConfig(sources)
   let settings: Settings
   try {
@@ -445,6 +459,7 @@ function checkSomethingConfigured (env: Env, fromFile: { file?: string }): void 
 }
 
 export const configPlugin = fp(async function config (app: FastifyInstance, sources: ConfigSources) {
+  refuseBlankSecret(sources.env)
   const fromFile = await readOAuthConfig(sources)
   checkSomethingConfigured(sources.env, fromFile)
   try {
