@@ -9,13 +9,13 @@
  */
 import { STATUS_CODES } from 'node:http'
 import Fastify, {
-  LogController, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions
+  type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions
 } from 'fastify'
 import fastifyAccepts from '@fastify/accepts'
 import fastifySwagger from '@fastify/swagger'
 import fp from 'fastify-plugin'
 import { Ajv } from 'ajv'
-import type { DestinationStream, Logger } from 'pino'
+import type { DestinationStream } from 'pino'
 import { Agent, type Dispatcher } from 'undici'
 import { systemClock, type Clock } from './clock.js'
 import { CallerSecret } from './access/caller-secret.js'
@@ -24,6 +24,7 @@ import { configPlugin, loadConfig, type Env } from './config.js'
 import { CozeTokenClient } from './coze/client.js'
 import type { JwtSigner } from './coze/jwt.js'
 import { FileWatch } from './file-watch.js'
+import { LOG_SERIALIZERS, QuietRequests, REDACT_PATHS } from './logging.js'
 import { errors, details, isSidecarError, type SidecarError } from './errors.js'
 import { Metrics } from './metrics.js'
 import { healthRoutes } from './routes/health.js'
@@ -62,16 +63,6 @@ declare module 'fastify' {
 }
 
 /**
- * Paths pino blanks in every log line. Secrets are not logged in the first place; this is the
- * second guard, for the day somebody logs a header or a response by mistake.
- */
-export const REDACT_PATHS = [
-  'req.headers.authorization', 'req.headers.cookie', 'headers.authorization',
-  'access_token', 'accessToken', 'jwt', 'private_key', 'privateKey',
-  '*.access_token', '*.accessToken', '*.jwt', '*.private_key', '*.privateKey', '*.authorization'
-]
-
-/**
  * Validation. Unknown fields are refused, not silently dropped (Fastify's default). Query strings
  * and headers are text, so they are coerced to the schema's types; JSON bodies are not: a
  * `[1]` where strings belong is an error, not `["1"]` sent on to Coze.
@@ -80,31 +71,12 @@ const AJV_OPTIONS = { removeAdditional: false, useDefaults: true, allErrors: fal
 const textAjv = new Ajv({ ...AJV_OPTIONS, coerceTypes: 'array' })
 const bodyAjv = new Ajv({ ...AJV_OPTIONS, coerceTypes: false })
 
-/**
- * A line per request at info would drown the exchange lines under load, so Fastify's own request
- * lines go to debug, and are not even built unless debug is on (they cost a cached /token ~6 %).
- */
-class QuietRequests extends LogController {
-  override isLogDisabled (request: FastifyRequest): boolean {
-    return !(request.log as Logger).isLevelEnabled('debug')
-  }
-
-  override incomingRequest (request: FastifyRequest): void {
-    if (this.isLogDisabled(request)) return
-    request.log.debug({ reqId: request.id, req: request }, 'incoming request')
-  }
-
-  override requestCompleted (_error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
-    if (this.isLogDisabled(request)) return
-    reply.log.debug({ reqId: request.id, res: reply, responseTime: reply.elapsedTime }, 'request completed')
-  }
-}
-
 export function buildApp (options: AppOptions): FastifyInstance {
   const clock = options.clock ?? systemClock
   const logger: FastifyServerOptions['logger'] = {
     level: 'info',
     redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+    serializers: LOG_SERIALIZERS,
     ...(options.logStream === undefined ? {} : { stream: options.logStream })
   }
   const app = Fastify({
