@@ -19,7 +19,7 @@ import type { DestinationStream } from 'pino'
 import { Agent, type Dispatcher } from 'undici'
 import { systemClock, type Clock } from './clock.js'
 import { CallerSecret } from './access/caller-secret.js'
-import { checkAccess, type AccessPolicy } from './access/rules.js'
+import { checkAccess, checkRequestTarget, type AccessPolicy } from './access/rules.js'
 import { configPlugin, loadConfig, type Env } from './config.js'
 import { CozeTokenClient } from './coze/client.js'
 import type { JwtSigner } from './coze/jwt.js'
@@ -217,6 +217,8 @@ export function buildApp (options: AppOptions): FastifyInstance {
     clearInterval(sweeper)
     done()
   })
+  // Every route: one Host, and a request target that agrees with it (RFC 9112 §3.2).
+  app.addHook('onRequest', (request, _reply, done) => done(checkRequestTarget(request.raw)))
   app.setErrorHandler(errorHandler)
   app.setNotFoundHandler(async (request) => {
     throw new errors.NotFound(request.method, request.url.split('?')[0])

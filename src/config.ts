@@ -24,7 +24,7 @@ import type { RetryPolicy } from './token/policy.js'
 
 export type Env = Record<string, string | undefined>
 
-const printable = '^[^\\u0000-\\u001F\\u007F]+$'
+const printable = '^[^\\u0000-\\u001F\\u007F-\\u009F\\u202A-\\u202E\\u2066-\\u2069]+$'
 export const ACCOUNT_ID_PATTERN = '^[0-9]{1,20}$'
 /** Goes into a URL path: `.` and `..` would be dot segments, and rewrite the path to Coze. */
 export const ENTERPRISE_ID_PATTERN = '^(?!\\.{1,2}$)[A-Za-z0-9_.:*-]{1,128}$'

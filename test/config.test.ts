@@ -67,6 +67,8 @@ t.test('every bad setting stops the start with one line naming the setting and t
     ['account not numeric', { ...VALID, COZE_ACCOUNT_ID: 'abc' }, 'COZE_ACCOUNT_ID', /numeric Coze account/],
     // A caller secret that is set but blank ($(cat missing-file), an empty Secret key) must not
     // mean "no authentication".
+    ['app id with a C1 control', { ...VALID, COZE_APP_ID: '11279\u0085001' }, 'COZE_APP_ID', /is invalid/],
+    ['key id with a bidi override', { ...VALID, COZE_KEY_ID: 'kid\u202Edi' }, 'COZE_KEY_ID', /is invalid/],
     ['caller secret empty', { ...VALID, SIDECAR_AUTH_TOKEN: '' }, 'SIDECAR_AUTH_TOKEN', /is set but blank/],
     ['caller secret blank', { ...VALID, SIDECAR_AUTH_TOKEN: '   ' }, 'SIDECAR_AUTH_TOKEN', /is set but blank/],
     ['caller secret file blank', { ...VALID, SIDECAR_AUTH_TOKEN_FILE: ' ' }, 'SIDECAR_AUTH_TOKEN_FILE', /is set but blank/],

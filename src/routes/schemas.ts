@@ -4,8 +4,12 @@
  */
 import { ACCOUNT_ID_PATTERN, ENTERPRISE_ID_PATTERN } from '../config.js'
 
-/** Printable text: no control characters (they have no place in an id and break logs). */
-const PRINTABLE = '^[^\\u0000-\\u001F\\u007F]+$'
+/**
+ * Printable text: no control characters, C0 or C1 (U+0085 is a line break to some log readers),
+ * and no bidirectional overrides or isolates (U+202A-U+202E, U+2066-U+2069), which make an id read
+ * differently from what it is. None has a place in an id.
+ */
+const PRINTABLE = '^[^\\u0000-\\u001F\\u007F-\\u009F\\u202A-\\u202E\\u2066-\\u2069]+$'
 
 const text = (maxLength: number) => ({ type: 'string', minLength: 1, maxLength, pattern: PRINTABLE }) as const
 const textList = { type: 'array', maxItems: 100, items: text(128) } as const
@@ -14,7 +18,7 @@ const textList = { type: 'array', maxItems: 100, items: text(128) } as const
 export const PATTERN_HINTS: Record<string, string> & { default: string } = {
   account_id: 'must be a numeric Coze account or organization id (digits only, at most 20)',
   enterprise_id: 'must be an enterprise id: letters, digits and _ . : * - only, at most 128, and not . or ..',
-  default: 'must not contain control characters'
+  default: 'must not contain control characters or bidirectional overrides'
 }
 
 /** Selects one token: the same fields on GET (query) and DELETE, minus `scope` and `session_context`. */
