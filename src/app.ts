@@ -18,12 +18,13 @@ import { Ajv } from 'ajv'
 import type { DestinationStream } from 'pino'
 import { Agent, type Dispatcher } from 'undici'
 import { systemClock, type Clock } from './clock.js'
-import { CallerSecret } from './access/caller-secret.js'
+import { CallerSecret, readSecretFile } from './access/caller-secret.js'
 import { checkAccess, checkRequestTarget, type AccessPolicy } from './access/rules.js'
 import { configPlugin, loadConfig, type Env } from './config.js'
 import { CozeTokenClient } from './coze/client.js'
 import type { JwtSigner } from './coze/jwt.js'
 import { FileWatch } from './file-watch.js'
+import { SerialReload } from './files/reload.js'
 import { LOG_SERIALIZERS, QuietRequests, REDACT_PATHS } from './logging.js'
 import { errors, details, isSidecarError, type SidecarError } from './errors.js'
 import { Metrics } from './metrics.js'
@@ -161,9 +162,12 @@ export function buildApp (options: AppOptions): FastifyInstance {
       rejectForwarded: config.access.rejectForwarded
     })
 
-    const reloadKey = async (): Promise<boolean> => {
-      try {
-        const next = await loadConfig({ env: options.env, cwd: options.cwd, readFile: options.readFile })
+    // One read at a time, bounded in time: overlapping reloads cannot put an older key back, and
+    // a hung file cannot take more than one of libuv's threads (src/files/reload.ts).
+    const keyReload = new SerialReload({
+      clock,
+      read: () => loadConfig({ env: options.env, cwd: options.cwd, readFile: options.readFile }),
+      apply: (next) => {
         if (next.appId !== signer.appId) {
           // Another app: its tokens are not this one's.
           cache.clear()
@@ -171,24 +175,30 @@ export function buildApp (options: AppOptions): FastifyInstance {
         signer = { appId: next.appId, keyId: next.keyId, privateKey: next.privateKey, audience: signer.audience }
         for (const warning of next.warnings) instance.log.warn(warning)
         instance.log.info({ app_id: next.appId, key_id: next.keyId }, 'key reloaded')
-        return true
-      } catch (error) {
-        // A ConfigError: one line, never the key.
-        instance.log.error({ reason: (error as Error).message }, 'key reload failed; the current key stays in service')
-        return false
-      }
-    }
+      },
+      // A ConfigError or a timeout: one line, never the key.
+      onFailure: (error) => instance.log.error({ reason: (error as Error).message }, 'key reload failed; the current key stays in service')
+    })
+    const reloadKey = (): Promise<boolean> => keyReload.reload()
     instance.decorate('reloadKey', reloadKey)
 
+    const secretReload = new SerialReload({
+      clock,
+      // Only called for a secret from a file: the watch below watches no other.
+      read: () => readSecretFile(secret?.file as string, options.readFile),
+      apply: (value) => {
+        (secret as CallerSecret).use(value)
+        instance.log.info({ file: secret?.file }, 'caller secret reloaded')
+      },
+      onFailure: (error) => instance.log.error({ reason: (error as Error).message }, 'caller secret reload failed; the current secret stays in service')
+    })
     const keyFiles = [config.privateKeyFile, config.oauthConfigFile].filter((file) => file !== undefined)
     const watch = new FileWatch({
       files: [...keyFiles, ...(secret?.file === undefined ? [] : [secret.file])],
       clock,
       onChange: (file) => {
         if (file === secret?.file) {
-          secret.reload(options.readFile).then(
-            () => instance.log.info({ file }, 'caller secret reloaded'),
-            (error: Error) => instance.log.error({ reason: error.message }, 'caller secret reload failed; the current secret stays in service'))
+          secretReload.reload().catch(/* c8 ignore next - reload() never rejects */ () => {})
         } else {
           reloadKey().catch(/* c8 ignore next - reloadKey catches */ () => {})
         }

@@ -8,7 +8,7 @@
  *
  * Every bad setting becomes a {@link ConfigError}: one line naming the setting and the fix.
  */
-import { readFile as fsReadFile, stat } from 'node:fs/promises'
+import { stat } from 'node:fs/promises'
 import { resolve } from 'node:path'
 import type { KeyObject } from 'node:crypto'
 import type { FastifyInstance } from 'fastify'
@@ -20,6 +20,7 @@ import type { TokenRequest } from './coze/variants.js'
 import { ConfigError } from './errors.js'
 import { readSecretFile, type CallerSecretError } from './access/caller-secret.js'
 import { hostName, isLoopback } from './access/rules.js'
+import { readRegularFile } from './files/read.js'
 import type { RetryPolicy } from './token/policy.js'
 
 export type Env = Record<string, string | undefined>
@@ -179,7 +180,7 @@ export interface ConfigSources {
   readFile?: (path: string) => Promise<string>
 }
 
-const readText = (path: string): Promise<string> => fsReadFile(path, 'utf8')
+const readText = readRegularFile
 
 /**
  * Reads `coze_oauth_config.json` (the file Coze's console downloads) into setting names.

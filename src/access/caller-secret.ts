@@ -8,7 +8,7 @@
  * secret.matches(request.headers.authorization) // true or false, in constant time
  */
 import { createHash, timingSafeEqual } from 'node:crypto'
-import { readFile } from 'node:fs/promises'
+import { readRegularFile } from '../files/read.js'
 
 /** A secret this short could be guessed; `openssl rand -hex 32` gives 64 characters. */
 export const MIN_SECRET_LENGTH = 16
@@ -17,7 +17,7 @@ export const MIN_SECRET_LENGTH = 16
 export class CallerSecretError extends Error {}
 
 /** Reads and checks a secret file: trimmed, at least 16 printable characters, no spaces. */
-export async function readSecretFile (path: string, read: (path: string) => Promise<string> = (p) => readFile(p, 'utf8')): Promise<string> {
+export async function readSecretFile (path: string, read: (path: string) => Promise<string> = readRegularFile): Promise<string> {
   let text: string
   try {
     text = await read(path)
@@ -52,7 +52,12 @@ export class CallerSecret {
   /** Re-reads the file. A bad new file keeps the current secret in service and throws. */
   async reload (read?: (path: string) => Promise<string>): Promise<void> {
     if (this.file === undefined) return
-    this.#digest = digest(await readSecretFile(this.file, read))
+    this.use(await readSecretFile(this.file, read))
+  }
+
+  /** Puts a secret read by {@link readSecretFile} in service. */
+  use (secret: string): void {
+    this.#digest = digest(secret)
   }
 }
 

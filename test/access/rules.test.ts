@@ -1,6 +1,6 @@
 import t from 'tap'
 import { CallerSecret, readSecretFile } from '../../src/access/caller-secret.js'
-import { checkAccess, checkRequestTarget, hostAllowed, hostName, isLoopback, type AccessPolicy } from '../../src/access/rules.js'
+import { checkAccess, checkRequestTarget, hostAllowed, hostName, isLoopback, type AccessPolicy, type RequestHead } from '../../src/access/rules.js'
 
 const SECRET = 'correct-horse-battery-staple-42'
 
@@ -102,10 +102,10 @@ t.test('secret files: read, checked, reloaded; a bad new file keeps the old secr
 })
 
 t.test('the request target and Host (RFC 9112 §3.2): one Host, and an absolute target that agrees with it', async (t) => {
-  const head = (url: string, ...hosts: string[]) => ({
+  const head = (url: string, ...hosts: string[]): RequestHead => ({
     url, rawHeaders: hosts.flatMap((host, i) => [i % 2 === 0 ? 'Host' : 'host', host]), headers: hosts.length === 0 ? {} : { host: hosts[0] }
   })
-  const fine: Array<[string, ReturnType<typeof head>]> = [
+  const fine: Array<[string, RequestHead]> = [
     ['origin form', head('/token', '127.0.0.1:8080')],
     ['asterisk form', head('*', '127.0.0.1')],
     ['absolute form naming the Host', head('http://127.0.0.1:8080/token', '127.0.0.1:8080')],
@@ -113,7 +113,7 @@ t.test('the request target and Host (RFC 9112 §3.2): one Host, and an absolute 
     ['no url (Node always has one)', { rawHeaders: ['Host', 'localhost'], headers: { host: 'localhost' } }]
   ]
   for (const [name, request] of fine) t.equal(checkRequestTarget(request), undefined, name)
-  const refused: Array<[string, ReturnType<typeof head>, string, RegExp]> = [
+  const refused: Array<[string, RequestHead, string, RegExp]> = [
     ['two Host headers', head('/token', '127.0.0.1', 'evil.example'), 'host', /2 Host headers/],
     ['three', head('/token', 'a', 'b', 'c'), 'host', /3 Host headers/],
     ['absolute form naming another authority', head('http://evil.example/token', '127.0.0.1'), 'host', /names "evil.example" but Host names "127.0.0.1"/],
