@@ -23,6 +23,7 @@ import { checkAccess, checkRequestTarget, type AccessPolicy } from './access/rul
 import { configPlugin, loadConfig, type Env } from './config.js'
 import { CozeTokenClient } from './coze/client.js'
 import type { JwtSigner } from './coze/jwt.js'
+import { ConnectionDrain } from './drain.js'
 import { FileWatch } from './file-watch.js'
 import { SerialReload } from './files/reload.js'
 import { LOG_SERIALIZERS, QuietRequests, REDACT_PATHS } from './logging.js'
@@ -60,6 +61,8 @@ declare module 'fastify' {
     access: AccessPolicy
     /** Re-reads the key and config files; false (and the old key kept) when the new ones are bad. */
     reloadKey: () => Promise<boolean>
+    /** Answers callers waiting for Coze with 503 SHUTTING_DOWN, now and from now on; how many waited. */
+    shedWaiting: () => number
   }
 }
 
@@ -91,7 +94,9 @@ export function buildApp (options: AppOptions): FastifyInstance {
     requestTimeout: 30_000,
     connectionTimeout: 30_000,
     bodyLimit: 16 * 1024,
-    return503OnClosing: true,
+    // A request that arrives on an open connection while closing is served (a cached token costs
+    // nothing) and told Connection: close; a 503 would turn every restart into errors.
+    return503OnClosing: false,
     // Malformed URLs and the like leave in the same shape as every other error.
     frameworkErrors: (error, request, reply) => errorHandler(error, request, reply)
   })
@@ -151,6 +156,7 @@ export function buildApp (options: AppOptions): FastifyInstance {
     })
     const metrics = new Metrics({ cache, defaultRequest: config.defaultRequest, clock })
     instance.decorate('tokens', cache)
+    instance.decorate('shedWaiting', () => cache.shed(() => details(new errors.ShuttingDown(), { retryAfter: 1 }) as SidecarError))
     instance.decorate('metrics', metrics)
 
     const secret = config.access.secret === undefined ? undefined : new CallerSecret(config.access.secret.value, config.access.secret.file)
@@ -215,16 +221,15 @@ export function buildApp (options: AppOptions): FastifyInstance {
     })
   }, { name: 'services', dependencies: ['config'] }))
 
-  // Closing waits for every connection. Idle keep-alive ones are closed at once; one whose request
-  // is in flight would stay open for the keep-alive timeout after its answer. So while closing,
-  // idle connections are swept every 50 ms. (No per-request hook: the hot path pays nothing.)
-  let sweeper: NodeJS.Timeout | undefined
+  // Closing waits for every connection: answers in flight go out with Connection: close, and
+  // connections are closed once idle for a moment, so that no caller sees a reset (src/drain.ts).
+  const drain = new ConnectionDrain(app.server)
   app.addHook('preClose', (done) => {
-    sweeper = setInterval(() => app.server.closeIdleConnections(), 50).unref()
+    drain.start()
     done()
   })
   app.addHook('onClose', (_instance, done) => {
-    clearInterval(sweeper)
+    drain.stop()
     done()
   })
   // Every route: one Host, and a request target that agrees with it (RFC 9112 §3.2).

@@ -63,6 +63,8 @@ export const errors = {
   MissingRequiredHeader: createError('MISSING_REQUIRED_HEADER', 'the header %s is required', 403),
   /** Too many new exchanges (`SIDECAR_EXCHANGE_RATE`); cached tokens are still served. */
   ExchangeRateLimited: createError('EXCHANGE_RATE_LIMITED', 'too many new tokens asked for; try again after Retry-After (cached tokens are still served)', 429),
+  /** The process is stopping and its grace is running out: a caller still waiting for Coze is answered this instead of a reset. */
+  ShuttingDown: createError('SHUTTING_DOWN', 'the sidecar is shutting down before Coze answered; try again after Retry-After', 503),
   /** `/readyz`: no token can be had for the default request. */
   NotReady: createError('NOT_READY', 'not ready: %s', 503),
   /** No such route. */

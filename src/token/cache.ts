@@ -139,6 +139,10 @@ export class TokenCache {
   readonly #random: () => number
   readonly #onExchange: (report: ExchangeReport) => void
   readonly #closing = new AbortController()
+  /** Callers waiting for a flight, by the function that answers them at once (see {@link shed}). */
+  readonly #waiting = new Set<(error: SidecarError) => void>()
+  /** Set by {@link shed}: callers that would wait for Coze are answered with it instead. */
+  #shedding: (() => SidecarError) | undefined
 
   constructor (options: TokenCacheOptions) {
     this.#mint = options.mint
@@ -185,6 +189,7 @@ export class TokenCache {
       if (stale !== undefined) return this.#serveStale(stale)
       throw failing
     }
+    if (this.#shedding !== undefined) throw this.#shedding()
     this.stats.misses++
     try {
       const flight = entry.flight ?? this.#startLimited(entry)
@@ -242,6 +247,18 @@ export class TokenCache {
   /** Forgets every token (another app's key was loaded). Flights in progress finish for their callers. */
   clear (): void {
     this.#entries.clear()
+  }
+
+  /**
+   * Answers every caller waiting for Coze now, with `error()`, and every later one that would
+   * wait: for a shutdown whose grace runs out before their deadline. Exchanges in flight go on;
+   * cached tokens are still served. Returns how many callers were waiting.
+   */
+  shed (error: () => SidecarError): number {
+    this.#shedding = error
+    const waiting = [...this.#waiting]
+    for (const answer of waiting) answer(error())
+    return waiting.length
   }
 
   /** Cancels every timer and retry. Idempotent. */
@@ -458,7 +475,13 @@ export class TokenCache {
       const done = (): void => {
         timer.cancel()
         flight.waiters.delete(waiter)
+        this.#waiting.delete(shed)
       }
+      const shed = (error: SidecarError): void => {
+        done()
+        reject(error)
+      }
+      this.#waiting.add(shed)
       const waiter: Waiter = (error, nextAttemptAt) => {
         if (nextAttemptAt < deadlineAt) return
         done()

@@ -553,3 +553,19 @@ t.test('Coze\'s Date behind the clock that made expires_in cannot make a token o
   t.not(second.accessToken, 'short', 'not served past its real life (by Date alone it had 4,500 s)')
   t.equal(calls.length, 2)
 })
+
+t.test('shed(): callers waiting for Coze are answered at once, later ones too; cached tokens are still served', async (t) => {
+  const { cache, steps } = setup()
+  const cached = await cache.get({ ttl: 900, sessionName: 'cached' }, 5_000)
+  const gate = held()
+  steps.push(gate.step)
+  const waiting = [cache.get(DEFAULT, 60_000), cache.get(DEFAULT, 60_000)].map((promise) => promise.catch((e: SidecarError) => e))
+  await until(gate.started, 'the exchange')
+  const shutting = () => Object.assign(new Error('shutting down'), { code: 'SHUTTING_DOWN', statusCode: 503 }) as unknown as SidecarError
+  t.equal(cache.shed(shutting), 2, 'two callers were waiting')
+  t.match(await Promise.all(waiting), [{ code: 'SHUTTING_DOWN' }, { code: 'SHUTTING_DOWN' }])
+  t.match(await cache.get({ ttl: 900, sessionName: 'later' }, 60_000).catch((e: SidecarError) => e), { code: 'SHUTTING_DOWN' }, 'a later miss does not wait')
+  t.equal((await cache.get({ ttl: 900, sessionName: 'cached' }, 5_000)).accessToken, cached.accessToken, 'a hit is still served')
+  t.equal(cache.shed(shutting), 0)
+  gate.release()
+})
