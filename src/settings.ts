@@ -118,7 +118,7 @@ export const SETTINGS = {
   },
   COZE_HTTP_TIMEOUT: {
     schema: seconds(0, 120, 5, true),
-    about: 'seconds allowed to connect to Coze, for its headers, and between body chunks',
+    about: 'seconds allowed for one call to Coze, from connecting to the last byte of its answer (a slow or dripping answer is abandoned, logged and retried)',
     fix: 'set it to a number of seconds above 0 and at most 120'
   },
   HTTPS_PROXY: {
