@@ -25,6 +25,8 @@ import { CozeTokenClient } from './coze/client.js'
 import type { JwtSigner } from './coze/jwt.js'
 import { FileWatch } from './file-watch.js'
 import { errors, details, isSidecarError, type SidecarError } from './errors.js'
+import { gatewayPlugin } from './gateway/plugin.js'
+import type { DescribeValidation } from './gateway/selection.js'
 import { Metrics } from './metrics.js'
 import { healthRoutes } from './routes/health.js'
 import { metaRoutes } from './routes/metrics.js'
@@ -56,6 +58,8 @@ declare module 'fastify' {
     tokens: TokenCache
     metrics: Metrics
     access: AccessPolicy
+    /** The undici dispatcher for every call to Coze (token exchanges and the gateway). */
+    dispatcher: Dispatcher
     /** Re-reads the key and config files; false (and the old key kept) when the new ones are bad. */
     reloadKey: () => Promise<boolean>
   }
@@ -105,6 +109,8 @@ export function buildApp (options: AppOptions): FastifyInstance {
   const logger: FastifyServerOptions['logger'] = {
     level: 'info',
     redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+    // Never a query string, even at debug: a browser's WebSocket carries its credential there.
+    serializers: { req: (request: FastifyRequest) => ({ method: request.method, url: request.url.split('?', 1)[0], host: request.host, remoteAddress: request.ip }) },
     ...(options.logStream === undefined ? {} : { stream: options.logStream })
   }
   const app = Fastify({
@@ -178,6 +184,7 @@ export function buildApp (options: AppOptions): FastifyInstance {
     const metrics = new Metrics({ cache, defaultRequest: config.defaultRequest, clock })
     instance.decorate('tokens', cache)
     instance.decorate('metrics', metrics)
+    instance.decorate('dispatcher', dispatcher)
 
     const secret = config.access.secret === undefined ? undefined : new CallerSecret(config.access.secret.value, config.access.secret.file)
     instance.decorate('access', {
@@ -258,6 +265,8 @@ export function buildApp (options: AppOptions): FastifyInstance {
     await scope.register(tokenRoutes)
     await scope.register(pageRoutes, { version: VERSION })
   })
+  // Coze's API through the sidecar (/v1, /v3, /open_api), with the same access rules.
+  app.register(gatewayPlugin, { env: options.env, describeValidation: describeValidation as DescribeValidation })
   app.register(healthRoutes)
   app.register(metaRoutes)
   return app
