@@ -41,6 +41,8 @@ interface GatewayState {
   target?: GatewayTarget
   /** The upstream WebSocket, opened before the caller's upgrade completes. */
   socket?: OpenedUpstream
+  /** The caller's WebSocket handshake completed. */
+  upgraded?: boolean
 }
 
 declare module 'fastify' {
@@ -85,11 +87,20 @@ export async function gatewayPlugin (scope: FastifyInstance, options: GatewayPlu
   })
   scope.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: settings.bodyLimit }, (_request, body, done) => done(null, body))
 
+  // First, so that its hooks run before the access check: a refused handshake's socket is then
+  // closed by it once the refusal is written.
+  await scope.register(fastifyWebsocket, {
+    options: { maxPayload: settings.bodyLimit },
+    // A client that goes away mid-frame: nothing to report but the close.
+    errorHandler: (_error, socket) => { socket.terminate() }
+  })
   scope.decorateRequest('gateway', null)
   scope.addHook('onRequest', (request, reply, done) => {
     const state: GatewayState = { tally: { started: performance.now(), family: '', path: '', bytes: 0, replayed: false } }
     request.gateway = state
-    reply.raw.once('close', () => logRequest(scope, request, reply, state, metrics))
+    // An upgraded request's response never finishes: its line is written when the socket closes.
+    const ends = request.headers.upgrade === undefined ? reply.raw : request.raw.socket
+    ends.once('close', () => logRequest(scope, request, reply, state, metrics))
     let problem: unknown
     try {
       state.target = parseTarget(request.url, request.method)
@@ -127,11 +138,6 @@ export async function gatewayPlugin (scope: FastifyInstance, options: GatewayPlu
     return forward(request, reply, { credential, tokenRequest, target, tally: state.tally }, upstream)
   }
 
-  await scope.register(fastifyWebsocket, {
-    options: { maxPayload: settings.bodyLimit },
-    // A client that goes away mid-frame: nothing to report but the close.
-    errorHandler: (_error, socket) => { socket.terminate() }
-  })
   // Coze's API is Coze's to describe: the gateway's routes stay out of /openapi.json.
   const schema = { hide: true }
   for (const root of ROOTS) {
@@ -149,7 +155,9 @@ export async function gatewayPlugin (scope: FastifyInstance, options: GatewayPlu
       },
       handler,
       wsHandler: (socket, request) => {
-        bridgeWebSocket(socket, (request.gateway as GatewayState).socket as OpenedUpstream, upstream)
+        const state = request.gateway as GatewayState
+        state.upgraded = true
+        bridgeWebSocket(socket, state.socket as OpenedUpstream, upstream)
       }
     })
   }
@@ -159,7 +167,7 @@ export async function gatewayPlugin (scope: FastifyInstance, options: GatewayPlu
 function logRequest (scope: FastifyInstance, request: FastifyRequest, reply: FastifyReply, state: GatewayState, metrics: GatewayMetrics): void {
   const tally = state.tally
   // 499: the caller went away before the answer was complete (nginx's convention).
-  const status = request.ws ? 101 : reply.raw.writableFinished ? reply.statusCode : 499
+  const status = state.upgraded === true ? 101 : reply.raw.writableFinished ? reply.statusCode : 499
   const family = tally.family === '' ? 'none' : tally.family
   metrics.request(family, status, tally.cozeCode, tally.ttfbMs === undefined ? undefined : tally.ttfbMs / 1000)
   scope.log.info({

@@ -21,6 +21,7 @@ import WebSocket, { type RawData } from 'ws'
 import { details, errors, type SidecarError } from '../errors.js'
 import { upstreamHeaders } from './headers.js'
 import type { Job, Upstream } from './http.js'
+import { gatewayErrors } from './errors.js'
 import { isTokenRefusal, TOKEN_REFUSAL_CODES } from './replay.js'
 
 /** How long Coze's first event is waited for before the caller's handshake completes anyway. */
@@ -30,6 +31,8 @@ export interface OpenedUpstream {
   socket: WebSocket
   /** What Coze sent before the caller was upgraded, in order. */
   queued: Array<{ data: RawData, binary: boolean }>
+  /** Coze's close, when it closed before the caller was upgraded. */
+  closed?: { code: number, reason: Buffer }
   job: Job
 }
 
@@ -46,7 +49,7 @@ export async function openUpstreamSocket (request: FastifyRequest, job: Job, ups
   delete headers['accept-encoding']
   let token = (await credential.tokens.get(tokenRequest, upstream.deadlineMs)).accessToken
   for (;;) {
-    const attempt = await connect(url, { ...headers, authorization: `Bearer ${token}` }, job, upstream)
+    const attempt = await connect(url, { ...headers, authorization: `Bearer ${token}` }, job, upstream, tally.replayed)
     if (attempt.kind === 'open' || tally.replayed) {
       if (tally.replayed) upstream.metrics.replay(attempt.kind === 'open')
       if (attempt.kind === 'open') return attempt.opened
@@ -59,10 +62,13 @@ export async function openUpstreamSocket (request: FastifyRequest, job: Job, ups
 }
 
 function refusal (status: number): SidecarError {
-  return details(new errors.CozeRefused(`the WebSocket handshake was answered with HTTP ${status}`), {}) as SidecarError
+  const error = new gatewayErrors.WebSocketRefused(String(status)) as SidecarError
+  if (status >= 400 && status < 500) error.statusCode = status
+  return error
 }
 
-function connect (url: string, headers: Record<string, string | string[]>, job: Job, upstream: Upstream): Promise<Attempt> {
+/** One handshake. On the last chance, an `error` event is Coze's answer for the caller, not a refusal to act on. */
+function connect (url: string, headers: Record<string, string | string[]>, job: Job, upstream: Upstream, lastChance: boolean): Promise<Attempt> {
   return new Promise((resolve, reject) => {
     const socket = new WebSocket(url, { headers, handshakeTimeout: upstream.deadlineMs, perMessageDeflate: false })
     const opened: OpenedUpstream = { socket, queued: [], job }
@@ -73,7 +79,7 @@ function connect (url: string, headers: Record<string, string | string[]>, job: 
       resolve(attempt)
     }
     const first = (data: RawData, binary: boolean): void => {
-      if (!binary && refusesToken(data)) {
+      if (!lastChance && !binary && refusesToken(data)) {
         socket.removeAllListeners('close')
         socket.on('error', () => {})
         socket.terminate()
@@ -104,7 +110,10 @@ function connect (url: string, headers: Record<string, string | string[]>, job: 
       socket.on('message', first)
       waiting = setTimeout(() => settle({ kind: 'open', opened }), FIRST_EVENT_WAIT_MS).unref()
       // Closed before saying anything: the caller is upgraded and then closed the same way.
-      socket.once('close', () => settle({ kind: 'open', opened }))
+      socket.once('close', (code, reason) => {
+        opened.closed = { code, reason }
+        settle({ kind: 'open', opened })
+      })
     })
   })
 }
@@ -147,5 +156,5 @@ export function bridgeWebSocket (caller: WebSocket, opened: OpenedUpstream, _ups
   caller.on('close', (code, reason) => closeWith(coze, code, reason))
   coze.on('error', () => caller.terminate())
   caller.on('error', () => coze.terminate())
-  if (coze.readyState !== WebSocket.OPEN) closeWith(caller, 1011, Buffer.from('Coze closed the connection'))
+  if (opened.closed !== undefined) closeWith(caller, opened.closed.code, opened.closed.reason)
 }
