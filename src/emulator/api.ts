@@ -238,7 +238,7 @@ function websocketChat (app: FastifyInstance, state: EmulatorState, now: () => n
   const api = state.api
   const server = new WebSocketServer({ noServer: true })
   const onUpgrade = (request: IncomingMessage, socket: Duplex, head: Buffer): void => {
-    const url = new URL(request.url ?? '/', 'http://emulator')
+    const url = new URL(request.url as string, 'http://emulator')
     if (url.pathname !== '/v1/chat') {
       socket.end('HTTP/1.1 404 Not Found\r\nconnection: close\r\ncontent-length: 0\r\n\r\n')
       return
@@ -250,7 +250,7 @@ function websocketChat (app: FastifyInstance, state: EmulatorState, now: () => n
     api.record({
       at: now(),
       method: 'GET',
-      url: request.url ?? '/',
+      url: request.url as string,
       ...(request.headers.authorization === undefined ? {} : { authorization: request.headers.authorization }),
       headerNames: Object.keys(request.headers),
       status: record === undefined ? api.authFailureStatus : 101,

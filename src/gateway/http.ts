@@ -118,8 +118,7 @@ export async function forward (request: FastifyRequest, reply: FastifyReply, job
       throw upstreamFailure(error, body)
     }
     const status = response.statusCode
-    const logid = response.headers['x-tt-logid']
-    if (typeof logid === 'string') tally.logid = logid
+    noteLogid(tally, response.headers)
     const json = isJson(response.headers['content-type'])
     const length = Number(response.headers['content-length'] ?? NaN)
     if ((json || status === 401) && !(length > PEEK_LIMIT)) {
@@ -169,28 +168,32 @@ async function peek (body: Readable, limit: number): Promise<{ head: Buffer, res
   const iterator = body[Symbol.asyncIterator]() as AsyncIterator<Buffer>
   for (;;) {
     const next = await iterator.next()
-    if (next.done === true) return { head: chunks.length === 1 ? chunks[0] as Buffer : Buffer.concat(chunks, size) }
+    if (next.done === true) return { head: Buffer.concat(chunks, size) }
     chunks.push(next.value)
     size += next.value.length
     if (size > limit) break
   }
+  const remainder = { [Symbol.asyncIterator]: () => iterator }
   const rest = Readable.from((async function * () {
     yield * chunks
-    for (;;) {
-      const next = await iterator.next()
-      if (next.done === true) return
-      yield next.value
-    }
+    yield * remainder
   })())
   return { head: Buffer.alloc(0), rest }
+}
+
+/** Keeps Coze's `X-Tt-Logid` for the log line: the id to quote to Coze support. */
+export function noteLogid (tally: Tally, headers: Record<string, string | string[] | undefined>): void {
+  const logid = headers['x-tt-logid']
+  if (typeof logid === 'string') tally.logid = logid
 }
 
 /** undici's failure as the sidecar's error: never its message, which may name the host. */
 function upstreamFailure (error: unknown, body: unknown): unknown {
   if (body instanceof UploadLimit && body.exceeded) return new gatewayErrors.UploadTooLarge(String(body.limit))
-  const code = (error as { code?: string }).code
+  const code = (error as { code?: unknown }).code
   if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT') {
     return details(new errors.UpstreamTimeout('Coze did not answer within SIDECAR_GATEWAY_IDLE_TIMEOUT'), { retryAfter: 1 }) as SidecarError
   }
-  return details(new errors.UpstreamUnreachable(code ?? 'the connection failed'), { retryAfter: 1 }) as SidecarError
+  // An abort (the caller went away) is a DOMException whose code is a number: nobody reads this answer.
+  return details(new errors.UpstreamUnreachable(typeof code === 'string' ? code : 'the request was aborted'), { retryAfter: 1 }) as SidecarError
 }

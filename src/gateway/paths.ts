@@ -104,7 +104,7 @@ function splitQuery (query: string, target: GatewayTarget): void {
     const equals = part.indexOf('=')
     const name = equals === -1 ? part : part.slice(0, equals)
     if (name.toLowerCase() === 'authorization') {
-      target.authorization = decode(part.slice(equals + 1).replace(/\+/g, ' '))
+      target.authorization = equals === -1 ? '' : decode(part.slice(equals + 1).replace(/\+/g, ' '))
     } else {
       kept.push(part)
     }

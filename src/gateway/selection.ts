@@ -96,7 +96,8 @@ export function readSelection (headers: IncomingHttpHeaders, prefix: PrefixSelec
     const problem = (validate.errors as ErrorObject[])[0] as ErrorObject
     const { field, message } = describe(problem, 'querystring')
     const label = labels[field as Field] as string
-    throw invalid(label, message.startsWith(field) ? label + message.slice(field.length) : message)
+    // describeValidation's messages start with the field's name.
+    throw invalid(label, label + message.slice(field.length))
   }
   const { app, ...input } = values
   return { ...(app === undefined ? {} : { app }), input, labels }

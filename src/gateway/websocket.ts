@@ -20,7 +20,7 @@ import type { FastifyRequest } from 'fastify'
 import WebSocket, { type RawData } from 'ws'
 import { details, errors, type SidecarError } from '../errors.js'
 import { upstreamHeaders } from './headers.js'
-import type { Job, Upstream } from './http.js'
+import { noteLogid, type Job, type Upstream } from './http.js'
 import { gatewayErrors } from './errors.js'
 import { isTokenRefusal, TOKEN_REFUSAL_CODES } from './replay.js'
 
@@ -53,7 +53,7 @@ export async function openUpstreamSocket (request: FastifyRequest, job: Job, ups
     if (attempt.kind === 'open' || tally.replayed) {
       if (tally.replayed) upstream.metrics.replay(attempt.kind === 'open')
       if (attempt.kind === 'open') return attempt.opened
-      throw refusal(attempt.status)
+      throw handshakeRefusal(attempt.status)
     }
     credential.tokens.delete(tokenRequest, token)
     token = (await credential.tokens.get(tokenRequest, upstream.deadlineMs)).accessToken
@@ -61,7 +61,8 @@ export async function openUpstreamSocket (request: FastifyRequest, job: Job, ups
   }
 }
 
-function refusal (status: number): SidecarError {
+/** Coze's handshake answer for the caller: its 4xx as it is, anything else as 502. */
+export function handshakeRefusal (status: number): SidecarError {
   const error = new gatewayErrors.WebSocketRefused(String(status)) as SidecarError
   if (status >= 400 && status < 500) error.statusCode = status
   return error
@@ -91,21 +92,17 @@ function connect (url: string, headers: Record<string, string | string[]>, job: 
     }
     socket.on('unexpected-response', (_request, response) => {
       const status = response.statusCode as number
-      const logid = response.headers['x-tt-logid']
-      if (typeof logid === 'string') job.tally.logid = logid
+      noteLogid(job.tally, response.headers)
       response.resume()
       socket.on('error', () => {})
       socket.terminate()
       if (isTokenRefusal(status, undefined)) settle({ kind: 'refused', status })
-      else reject(refusal(status))
+      else reject(handshakeRefusal(status))
     })
     socket.once('error', (error: Error & { code?: string }) => {
       reject(details(new errors.UpstreamUnreachable(error.code ?? 'the WebSocket connection failed'), { retryAfter: 1 }))
     })
-    socket.once('upgrade', (response) => {
-      const logid = response.headers['x-tt-logid']
-      if (typeof logid === 'string') job.tally.logid = logid
-    })
+    socket.once('upgrade', (response) => noteLogid(job.tally, response.headers))
     socket.once('open', () => {
       socket.on('message', first)
       waiting = setTimeout(() => settle({ kind: 'open', opened }), FIRST_EVENT_WAIT_MS).unref()
@@ -144,7 +141,8 @@ export function bridgeWebSocket (caller: WebSocket, opened: OpenedUpstream, _ups
   const coze = opened.socket
   const tally = opened.job.tally
   const toCaller = (data: RawData, binary: boolean): void => {
-    tally.bytes += Array.isArray(data) ? data.reduce((sum, part) => sum + part.length, 0) : data.byteLength
+    // A Buffer: ws's default binaryType.
+    tally.bytes += (data as Buffer).length
     caller.send(data, { binary })
   }
   for (const { data, binary } of opened.queued) toCaller(data, binary)
@@ -154,7 +152,7 @@ export function bridgeWebSocket (caller: WebSocket, opened: OpenedUpstream, _ups
   coze.removeAllListeners('close')
   coze.on('close', (code, reason) => closeWith(caller, code, reason))
   caller.on('close', (code, reason) => closeWith(coze, code, reason))
+  // The caller's errors end at @fastify/websocket's errorHandler (plugin.ts), which terminates it: its close closes Coze's.
   coze.on('error', () => caller.terminate())
-  caller.on('error', () => coze.terminate())
   if (opened.closed !== undefined) closeWith(caller, opened.closed.code, opened.closed.reason)
 }

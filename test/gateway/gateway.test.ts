@@ -6,7 +6,8 @@
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http'
 import { connect } from 'node:net'
 import t from 'tap'
-import type { FastifyInstance } from 'fastify'
+import { Readable } from 'node:stream'
+import type { FastifyInstance, FastifyReply } from 'fastify'
 import { APP_ID, startEmulator, startSidecar } from '../fixtures/harness.js'
 import { gatewayLines, SECRET, startGateway } from '../fixtures/gateway.js'
 import { until } from '../fixtures/flush.js'
@@ -43,14 +44,26 @@ function rawLine (base: string, text: string): Promise<string> {
   })
 }
 
+/** Requests to /v1/test/hang received, and those whose connection closed. */
+let hangsStarted = 0
+let hangsClosed = 0
+
 /** Test-only upstream routes beside the emulator's Coze API. */
 function testRoutes (app: FastifyInstance): void {
   app.all('/v1/test/echo', async (request) => ({ code: 0, method: request.method, url: request.url, headers: request.headers, body: request.body }))
-  app.get('/v1/test/hang', (_request, _reply) => new Promise(() => {}))
+  app.get('/v1/test/hang', (request, _reply) => {
+    hangsStarted++
+    request.raw.once('close', () => { hangsClosed++ })
+    return new Promise(() => {})
+  })
   app.get('/v1/test/limited', async (_request, reply) => reply.code(429).header('retry-after', '7').send({ code: 4013, msg: 'rate limited' }))
   app.get('/v1/test/forbidden', async (_request, reply) => reply.code(403).send({ code: 4101, msg: 'no permission' }))
   app.get('/v1/test/text-401', async (_request, reply) => reply.code(401).type('text/plain').send('no'))
   app.get('/v1/test/big', async () => ({ code: 0, data: 'x'.repeat(100_000) }))
+  // Without Content-Length: the gateway finds out the size by reading.
+  const chunked = (parts: string[]) => async (_request: unknown, reply: FastifyReply) => reply.type('application/json').send(Readable.from(parts.map((part) => Buffer.from(part))))
+  app.get('/v1/test/chunked-big', chunked(['{"code":0,"data":"', 'y'.repeat(70_000), 'z'.repeat(10_000), '"}']))
+  app.get('/v1/test/chunked-small', chunked(['{"code":4', '013,"msg":"two chunks"}']))
   app.get('/v1/test/hop', async (_request, reply) => reply.header('connection', 'x-private').header('x-private', 'hop').header('keep-alive', 'timeout=5').send({ code: 0 }))
 }
 
@@ -180,6 +193,10 @@ t.test('headers both ways; queries kept; bodies passed as bytes', async (t) => {
   t.not(hop.headers['keep-alive'], 'timeout=5', 'Coze\'s Keep-Alive is not passed on (the sidecar has its own)')
   const big = await raw(url, 'GET', '/v1/test/big', { ...auth, 'metadata-flavor': 'Coze' })
   t.equal(JSON.parse(big.body).data.length, 100_000, 'a JSON answer beyond the peek streams through intact')
+  const chunkedBig = await raw(url, 'GET', '/v1/test/chunked-big', { ...auth, 'metadata-flavor': 'Coze' })
+  t.equal(JSON.parse(chunkedBig.body).data, 'y'.repeat(70_000) + 'z'.repeat(10_000), 'also when its length shows only while reading')
+  const chunkedSmall = await raw(url, 'GET', '/v1/test/chunked-small', { ...auth, 'metadata-flavor': 'Coze' })
+  t.same(JSON.parse(chunkedSmall.body), { code: 4013, msg: 'two chunks' })
 })
 
 t.test('what passes through untouched: 429 with Retry-After, 4101, Coze\'s 404, a second 401', async (t) => {
@@ -276,6 +293,16 @@ t.test('Coze gone or silent: the sidecar\'s 503 and 504', async (t) => {
   const hang = await raw(url, 'GET', '/v1/test/hang')
   t.equal(hang.status, 504)
   t.match(JSON.parse(hang.body), { code: 'UPSTREAM_TIMEOUT', message: /SIDECAR_GATEWAY_IDLE_TIMEOUT/ })
+  // A caller that gives up while Coze is silent: the request to Coze is cut too.
+  await new Promise<void>((resolve) => {
+    const { hostname, port } = new URL(url)
+    const req = httpRequest({ host: hostname, port, path: '/v1/test/hang', agent: false, headers: auth })
+    req.on('error', () => resolve())
+    req.end()
+    until(() => hangsStarted === 2, 'the request to reach Coze').then(() => req.destroy(), resolve)
+  })
+  await until(() => hangsClosed === 2, 'the upstream request to be aborted')
+  t.pass('the caller\'s disconnect aborted the upstream request before its headers')
   await emulator.app.close()
   const gone = await raw(url, 'GET', '/v1/users/me')
   t.equal(gone.status, 503)

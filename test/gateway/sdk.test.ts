@@ -111,6 +111,12 @@ t.test('a revocation is healed by one replay', async (t) => {
   t.match(gatewayLines(sidecar).at(-1), { status: 200, replayed: true })
   const metrics = await sidecar.app.inject('/metrics')
   t.match(metrics.body, /coze_gateway_replays_total\{outcome="healed"\} 1/)
+
+  emulator.state.revokeApp(APP_ID)
+  const events: string[] = []
+  for await (const part of await sdk.chat.stream({ bot_id: '7' })) events.push(part.event)
+  t.equal(events.at(-1), 'done', 'a stream is healed the same way')
+  t.equal(emulator.state.exchangeCount, 3)
 })
 
 t.test('a 4100 paired with HTTP 200 is healed too', async (t) => {

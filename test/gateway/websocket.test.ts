@@ -2,8 +2,9 @@
  * WebSockets through the gateway with the `ws` client (what coze-js uses in Node): where the
  * caller's credential may be, the replay at the handshake, and closes in both directions.
  */
+import type { AddressInfo } from 'node:net'
 import t from 'tap'
-import WebSocket from 'ws'
+import WebSocket, { WebSocketServer } from 'ws'
 import { APP_ID } from '../fixtures/harness.js'
 import { gatewayLines, SECRET, startGateway } from '../fixtures/gateway.js'
 import { until } from '../fixtures/flush.js'
@@ -91,4 +92,66 @@ t.test('hopeless refusals: one replay, then Coze\'s answer', async (t) => {
   t.match(events, [{ event_type: 'error', data: { code: 4100 } }], 'the second error event reaches the caller')
   t.equal(end.code, 1000, 'and Coze\'s close closes the caller')
   t.equal(emulator.state.api.calls.length, 4)
+})
+
+t.test('a Coze stand-in at COZE_WS_BASE: silence, text and binary first, an unknown path, a frame too large', async (t) => {
+  const standIn = new WebSocketServer({ host: '127.0.0.1', port: 0 })
+  await new Promise((resolve) => standIn.once('listening', resolve))
+  t.teardown(() => new Promise((resolve) => { for (const client of standIn.clients) client.terminate(); standIn.close(resolve) }))
+  const seen: string[] = []
+  standIn.on('connection', (socket, request) => {
+    seen.push(`${request.url} ${request.headers.authorization?.slice(0, 11)}`)
+    if (request.url === '/v1/text') socket.send('not json')
+    if (request.url === '/v1/binary') socket.send(Buffer.from([1, 2, 3]))
+    if (request.url === '/v1/close') socket.close(4001, 'no')
+    socket.on('message', (data, binary) => socket.send(data, { binary }))
+  })
+  standIn.on('headers', (headers, request) => { if (request.url === '/v1/binary') headers.push('x-tt-logid: 20260101000000ABCDEF') })
+  const { port } = standIn.address() as AddressInfo
+  const { sidecar, wsUrl } = await startGateway(t, { COZE_WS_BASE: `ws://127.0.0.1:${port}`, SIDECAR_GATEWAY_BODY_LIMIT: '1024' })
+  const headers = { authorization: `Bearer ${SECRET}` }
+
+  const silent = new WebSocket(`${wsUrl}/v1/silent`, { headers })
+  const echoed = await new Promise<string>((resolve, reject) => {
+    silent.once('open', () => silent.send('echo'))
+    silent.once('message', (data) => resolve(data.toString()))
+    silent.once('error', reject)
+  })
+  t.equal(echoed, 'echo', 'a silent upstream is bridged after the wait, frames both ways')
+  silent.close()
+
+  const text = await new Promise<{ data: string, socket: WebSocket }>((resolve, reject) => {
+    const socket = new WebSocket(`${wsUrl}/v1/text`, { headers })
+    socket.once('message', (data) => resolve({ data: data.toString(), socket }))
+    socket.once('error', reject)
+  })
+  t.equal(text.data, 'not json', 'a first frame that is not JSON is Coze\'s, passed on')
+  text.socket.close()
+
+  const binary = await new Promise<{ data: Buffer, socket: WebSocket }>((resolve, reject) => {
+    const socket = new WebSocket(`${wsUrl}/v1/binary`, { headers })
+    socket.once('message', (data) => resolve({ data: data as Buffer, socket }))
+    socket.once('error', reject)
+  })
+  t.same([...binary.data], [1, 2, 3])
+  const large = closed(binary.socket)
+  binary.socket.send(Buffer.alloc(4096))
+  t.equal((await large).code, 1009, 'a frame beyond SIDECAR_GATEWAY_BODY_LIMIT ends the caller\'s socket (1009: too big)')
+
+  const early = await open(`${wsUrl}/v1/close`, headers)
+  t.match(await closed(early.socket), { code: 4001, reason: 'no' }, 'closed by Coze before a word: the caller gets its close')
+
+  t.ok(seen.every((line) => line.endsWith('Bearer czs_')), 'every handshake carried a Coze token')
+  await until(() => gatewayLines(sidecar).length >= 3, 'the log lines')
+  t.ok(gatewayLines(sidecar).some((line) => line.logid === '20260101000000ABCDEF'), 'the handshake\'s logid is logged')
+})
+
+t.test('a WS path Coze does not serve: its status, passed on', async (t) => {
+  const { wsUrl } = await startGateway(t)
+  await t.rejects(open(`${wsUrl}/v1/audio/nothing`, { authorization: `Bearer ${SECRET}` }), { message: 'HTTP 404', status: 404 })
+})
+
+t.test('Coze unreachable for a WebSocket: 503', async (t) => {
+  const { wsUrl } = await startGateway(t, { COZE_WS_BASE: 'ws://127.0.0.1:1' })
+  await t.rejects(open(`${wsUrl}/v1/chat`, { authorization: `Bearer ${SECRET}` }), { message: 'HTTP 503', status: 503 })
 })
