@@ -60,6 +60,12 @@ function testRoutes (app: FastifyInstance): void {
   app.get('/v1/test/forbidden', async (_request, reply) => reply.code(403).send({ code: 4101, msg: 'no permission' }))
   app.get('/v1/test/text-401', async (_request, reply) => reply.code(401).type('text/plain').send('no'))
   app.get('/v1/test/big', async () => ({ code: 0, data: 'x'.repeat(100_000) }))
+  app.get('/v1/test/broken-json', (_request, reply) => {
+    reply.hijack()
+    reply.raw.writeHead(200, { 'content-type': 'application/json' })
+    reply.raw.write('{"code":0,"da')
+    setImmediate(() => reply.raw.destroy())
+  })
   // Without Content-Length: the gateway finds out the size by reading.
   const chunked = (parts: string[]) => async (_request: unknown, reply: FastifyReply) => reply.type('application/json').send(Readable.from(parts.map((part) => Buffer.from(part))))
   app.get('/v1/test/chunked-big', chunked(['{"code":0,"data":"', 'y'.repeat(70_000), 'z'.repeat(10_000), '"}']))
@@ -202,6 +208,9 @@ t.test('headers both ways; queries kept; bodies passed as bytes', async (t) => {
 t.test('what passes through untouched: 429 with Retry-After, 4101, Coze\'s 404, a second 401', async (t) => {
   const emulator = await startEmulator(t, { routes: testRoutes })
   const { sidecar, url } = await startGateway(t, {}, {}, emulator)
+  const broken = await raw(url, 'GET', '/v1/test/broken-json')
+  t.equal(broken.status, 503, 'Coze cut off mid-JSON: the sidecar\'s 503, not half an answer')
+  t.match(JSON.parse(broken.body), { code: 'UPSTREAM_UNREACHABLE' })
   const limited = await raw(url, 'GET', '/v1/test/limited')
   t.equal(limited.status, 429)
   t.equal(limited.headers['retry-after'], '7')
@@ -217,6 +226,7 @@ t.test('what passes through untouched: 429 with Retry-After, 4101, Coze\'s 404, 
   t.equal(text.body, 'no')
   t.equal(emulator.state.exchangeCount, 2, 'a plain 401 was replayed once with a fresh token')
   t.match(gatewayLines(sidecar).map((line) => [line.path, line.status, line.coze_code, line.replayed]), [
+    ['/v1/test/broken-json', 503, undefined, false],
     ['/v1/test/limited', 429, 4013, false],
     ['/v1/test/forbidden', 403, 4101, false],
     ['/open_api/v2/chat', 404, undefined, false],
