@@ -15,7 +15,8 @@
  */
 import { generateKeyPairSync } from 'node:crypto'
 import { spawn } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { setTimeout as sleep } from 'node:timers/promises'
 import os from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
@@ -46,23 +47,22 @@ const emulatorUrl = await emulator.listen({ host: '127.0.0.1', port: 0 })
 const kid = consoleFingerprint(pair.publicKey)
 emulator.cozeEmulator.registerApp({ appId: '1000000000001', audience: new URL(emulatorUrl).host, keys: [{ kid, publicKey: pair.publicKey }] })
 
-/** Starts `node <args>` and resolves with its process and the address it printed. */
+/**
+ * Starts `node <args>` and resolves with its process and the address it printed. Its stdout goes
+ * to a file, as a service's logs would: a pipe to this busy process would throttle every log line.
+ */
+let started = 0
 async function start (args, env) {
-  const child = spawn(process.execPath, args, { env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'pipe', 'inherit'] })
-  const address = await new Promise((resolve, reject) => {
-    let out = ''
-    child.stdout.on('data', (chunk) => {
-      out += chunk
-      const match = /(?:Server listening at|listening on) (http:\/\/[\d.:]+)/.exec(out)
-      if (match !== null) {
-        resolve(match[1])
-        out = ''
-        child.stdout.resume()
-      }
-    })
-    child.on('exit', (code) => reject(new Error(`${args.join(' ')} exited with ${code}`)))
-  })
-  return { child, address }
+  const logFile = join(dir, `child-${started++}.log`)
+  const child = spawn(process.execPath, args, { env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', openSync(logFile, 'w'), 'inherit'] })
+  let exited
+  child.on('exit', (code) => { exited = code })
+  for (const deadline = Date.now() + 30_000; Date.now() < deadline; await sleep(50)) {
+    const match = /(?:Server listening at|listening on) (http:\/\/[\d.:]+)/.exec(readFileSync(logFile, 'utf8'))
+    if (match !== null) return { child, address: match[1] }
+    if (exited !== undefined) throw new Error(`${args.join(' ')} exited with ${exited}`)
+  }
+  throw new Error(`${args.join(' ')} did not start within 30 s`)
 }
 const rssOf = (pid) => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024
 
