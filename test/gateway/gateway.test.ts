@@ -194,6 +194,8 @@ t.test('headers both ways; queries kept; bodies passed as bytes', async (t) => {
   }
   t.equal(echo.headers.host, new URL(emulator.url).host, 'Host is Coze\'s')
 
+  const large = await raw(url, 'POST', '/v1/test/echo', { ...auth, 'metadata-flavor': 'Coze', 'content-type': 'application/json' }, JSON.stringify({ text: 'x'.repeat(200_000) }))
+  t.equal(JSON.parse(large.body).body.text.length, 200_000, 'bodies beyond the routes\' 16 KiB, up to SIDECAR_GATEWAY_BODY_LIMIT')
   const hop = await raw(url, 'GET', '/v1/test/hop', { ...auth, 'metadata-flavor': 'Coze' })
   t.notOk('x-private' in hop.headers, 'a header Coze\'s Connection names is dropped')
   t.not(hop.headers['keep-alive'], 'timeout=5', 'Coze\'s Keep-Alive is not passed on (the sidecar has its own)')
