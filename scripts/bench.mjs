@@ -10,11 +10,15 @@
  *   4. the sidecar's RSS after the load and after 10,000 distinct session names;
  *   5. the same cached GET /token by a caller of a callers file (20 callers, the caller's rules
  *      checked on every request) beside the sidecar without one.
+ *   6. the gateway beside a bare @fastify/reply-from proxy to the same upstream (an emulator in a
+ *      process of its own): JSON req/s and latency in alternating rounds, SSE per-event latency
+ *      added (against the upstream directly), and RSS with 1,000 concurrent open streams.
  * Prints a Markdown report; --write also writes it to BENCHMARKS.md. Not part of the test suite.
  */
 import { createHash, generateKeyPairSync } from 'node:crypto'
 import { spawn } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { setTimeout as sleep } from 'node:timers/promises'
 import os from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
@@ -45,23 +49,22 @@ const emulatorUrl = await emulator.listen({ host: '127.0.0.1', port: 0 })
 const kid = consoleFingerprint(pair.publicKey)
 emulator.cozeEmulator.registerApp({ appId: '1000000000001', audience: new URL(emulatorUrl).host, keys: [{ kid, publicKey: pair.publicKey }] })
 
-/** Starts `node <args>` and resolves with its process and the address it printed. */
+/**
+ * Starts `node <args>` and resolves with its process and the address it printed. Its stdout goes
+ * to a file, as a service's logs would: a pipe to this busy process would throttle every log line.
+ */
+let started = 0
 async function start (args, env) {
-  const child = spawn(process.execPath, args, { env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'pipe', 'inherit'] })
-  const address = await new Promise((resolve, reject) => {
-    let out = ''
-    child.stdout.on('data', (chunk) => {
-      out += chunk
-      const match = /(?:Server listening at|listening on) (http:\/\/[\d.:]+)/.exec(out)
-      if (match !== null) {
-        resolve(match[1])
-        out = ''
-        child.stdout.resume()
-      }
-    })
-    child.on('exit', (code) => reject(new Error(`${args.join(' ')} exited with ${code}`)))
-  })
-  return { child, address }
+  const logFile = join(dir, `child-${started++}.log`)
+  const child = spawn(process.execPath, args, { env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', openSync(logFile, 'w'), 'inherit'] })
+  let exited
+  child.on('exit', (code) => { exited = code })
+  for (const deadline = Date.now() + 30_000; Date.now() < deadline; await sleep(50)) {
+    const match = /(?:Server listening at|listening on) (http:\/\/[\d.:]+)/.exec(readFileSync(logFile, 'utf8'))
+    if (match !== null) return { child, address: match[1] }
+    if (exited !== undefined) throw new Error(`${args.join(' ')} exited with ${exited}`)
+  }
+  throw new Error(`${args.join(' ')} did not start within 30 s`)
 }
 const rssOf = (pid) => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024
 
@@ -180,12 +183,124 @@ const namesSeconds = (performance.now() - namesStarted) / 1000
 await names.close()
 const rssAfterNames = rssOf(sidecar.child.pid)
 
+// 5. The gateway beside a bare @fastify/reply-from proxy, both in front of one upstream process.
+const distUrl = new URL('../dist/', import.meta.url).href
+const upstream = await start(['--input-type=module', '-e', `
+  import Fastify from 'fastify'
+  import { cozeEmulator } from '${distUrl}emulator/plugin.js'
+  const app = Fastify()
+  await app.register(cozeEmulator)
+  // Events stamped with the wall clock in ms (sub-ms resolution), to measure each one's trip.
+  app.get('/v1/bench/sse', (request, reply) => {
+    const n = Number(request.query.n)
+    reply.hijack()
+    reply.raw.writeHead(200, { 'content-type': 'text/event-stream', 'x-tt-logid': 'bench' })
+    let sent = 0
+    const timer = setInterval(() => {
+      reply.raw.write('event:tick\\ndata:' + (performance.timeOrigin + performance.now()) + '\\n\\n')
+      if (++sent >= n) { clearInterval(timer); reply.raw.end() }
+    }, Number(request.query.interval))
+    request.raw.on('close', () => clearInterval(timer))
+  })
+  const address = await app.listen({ host: '127.0.0.1', port: 0 })
+  app.cozeEmulator.registerApp({ appId: '1000000000001', audience: new URL(address).host, keys: [{ kid: process.env.KID, publicKey: process.env.PUBLIC_KEY }] })
+  console.log('listening on ' + address)
+`], { KID: kid, PUBLIC_KEY: pair.publicKey.export({ type: 'spki', format: 'pem' }) })
+const gateway = await start(['dist/server.js'], {
+  COZE_API_BASE: upstream.address,
+  COZE_APP_ID: '1000000000001',
+  COZE_KEY_ID: kid,
+  COZE_PRIVATE_KEY_FILE: keyFile,
+  PORT: '0',
+  LOG_LEVEL: 'info'
+})
+const benchToken = await (await request(`${gateway.address}/token?format=text`)).body.text()
+const proxy = await start(['--input-type=module', '-e', `
+  import Fastify from 'fastify'
+  import replyFrom from '@fastify/reply-from'
+  const app = Fastify()
+  // reply-from's pool allows 128 connections by default; the open-streams test needs 1,000.
+  await app.register(replyFrom, { base: '${upstream.address}', undici: { connections: 2000, pipelining: 1 } })
+  const rewriteRequestHeaders = (_request, headers) => ({ ...headers, authorization: 'Bearer ${benchToken}' })
+  app.all('/v1/*', (request, reply) => reply.from(request.url, { rewriteRequestHeaders }))
+  const address = await app.listen({ host: '127.0.0.1', port: 0 })
+  console.log('listening on ' + address)
+`], {})
+
+const jsonPath = '/v1/users/me'
+const loadJson = async (base) => {
+  const result = await autocannon({ url: `${base}${jsonPath}`, connections, duration, headers: { authorization: 'Bearer placeholder' } })
+  return { rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, errors: result.errors + result.non2xx }
+}
+await autocannon({ url: `${proxy.address}${jsonPath}`, connections, duration: 2 })
+await autocannon({ url: `${gateway.address}${jsonPath}`, connections, duration: 2 })
+const jsonRounds = { proxy: [], gateway: [] }
+for (let round = 0; round < ROUNDS; round++) {
+  jsonRounds.proxy.push(await loadJson(proxy.address))
+  jsonRounds.gateway.push(await loadJson(gateway.address))
+}
+const proxyJson = median(jsonRounds.proxy)
+const gatewayJson = median(jsonRounds.gateway)
+
+/** One SSE stream of `n` events `interval` ms apart: each event's trip from the upstream, in ms. */
+async function sseTrips (base, n, interval) {
+  const response = await request(`${base}/v1/bench/sse?n=${n}&interval=${interval}`, { headers: { authorization: 'Bearer placeholder' } })
+  const trips = []
+  let buffer = ''
+  for await (const chunk of response.body) {
+    const now = performance.timeOrigin + performance.now()
+    buffer += chunk
+    let end
+    while ((end = buffer.indexOf('\n\n')) !== -1) {
+      const event = buffer.slice(0, end)
+      buffer = buffer.slice(end + 2)
+      trips.push(now - Number(/^data:(.*)$/m.exec(event)?.[1]))
+    }
+  }
+  return trips
+}
+const percentile = (values, p) => { const sorted = [...values].sort((a, b) => a - b); return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] }
+const trips = { direct: [], proxy: [], gateway: [] }
+for (let round = 0; round < ROUNDS; round++) {
+  trips.direct.push(...await sseTrips(upstream.address, 200, 5))
+  trips.proxy.push(...await sseTrips(proxy.address, 200, 5))
+  trips.gateway.push(...await sseTrips(gateway.address, 200, 5))
+}
+const tripRow = (name, values) => `| ${name} | ${percentile(values, 0.5).toFixed(2)} | ${percentile(values, 0.99).toFixed(2)} | ${(percentile(values, 0.5) - percentile(trips.direct, 0.5)).toFixed(2)} | ${(percentile(values, 0.99) - percentile(trips.direct, 0.99)).toFixed(2)} |`
+
+/** RSS of `pid` while 1,000 streams through `base` are open (each has had its first event). */
+async function rssWithOpenStreams (base, pid) {
+  const pool = new Pool(base, { connections: 1000 })
+  let firsts = 0
+  const bodies = []
+  await Promise.all(Array.from({ length: 1000 }, async () => {
+    const response = await pool.request({ path: '/v1/bench/sse?n=1000&interval=1000', method: 'GET', headers: { authorization: 'Bearer placeholder' }, headersTimeout: 20_000 })
+    bodies.push(response.body)
+    // Bounded: a proxy that cannot hold 1,000 streams shows as fewer than 1,000, not as a hang.
+    const first = await Promise.race([
+      new Promise((resolve) => response.body.once('data', () => resolve(true))),
+      new Promise((resolve) => setTimeout(resolve, 20_000, false).unref())
+    ])
+    if (first) firsts++
+  }))
+  const rss = rssOf(pid)
+  for (const body of bodies) body.destroy()
+  await pool.destroy()
+  return { rss, firsts }
+}
+const rssGatewayIdle = rssOf(gateway.child.pid)
+const rssProxyIdle = rssOf(proxy.child.pid)
+const openGateway = await rssWithOpenStreams(gateway.address, gateway.child.pid)
+const openProxy = await rssWithOpenStreams(proxy.address, proxy.child.pid)
+for (const child of [gateway.child, proxy.child, upstream.child]) child.kill('SIGTERM')
+
 sidecar.child.kill('SIGTERM')
 bare.child.kill('SIGTERM')
 await emulator.close()
 rmSync(dir, { recursive: true, force: true })
 
 const ratio = tokenResult.rps / bareResult.rps
+const gatewayRatio = gatewayJson.rps / proxyJson.rps
 const cpus = os.cpus()
 const report = `# Benchmarks
 
@@ -230,6 +345,40 @@ Ratio of the medians: **${(callerResult.rps / plainResult.rps).toFixed(2)}×**.
 | sidecar RSS idle | ${rssIdle.toFixed(1)} MiB |
 | sidecar RSS after the load | ${rssAfterLoad.toFixed(1)} MiB |
 | sidecar RSS after 10,000 session names | ${rssAfterNames.toFixed(1)} MiB |
+
+## The gateway beside a bare \`@fastify/reply-from\` proxy
+
+The same upstream for both (the emulator, in a process of its own), the gateway in the sidecar
+(\`dist/server.js\`, logging its line per request at info), the proxy a bare Fastify app with
+\`@fastify/reply-from\` that sets a fixed \`Authorization\`; each in its own process.
+
+\`GET ${jsonPath}\` (JSON, ${connections} connections, ${ROUNDS} alternating rounds of ${duration} s after a 2 s warm-up, the median round):
+
+| through | requests/s | p50 ms | p99 ms | errors | every round (req/s) |
+| --- | ---: | ---: | ---: | ---: | --- |
+| bare reply-from proxy | ${proxyJson.rps.toFixed(0)} | ${proxyJson.p50} | ${proxyJson.p99} | ${proxyJson.errors} | ${jsonRounds.proxy.map((r) => r.rps.toFixed(0)).join(', ')} |
+| the gateway | ${gatewayJson.rps.toFixed(0)} | ${gatewayJson.p50} | ${gatewayJson.p99} | ${gatewayJson.errors} | ${jsonRounds.gateway.map((r) => r.rps.toFixed(0)).join(', ')} |
+
+Ratio of the medians: **${gatewayRatio.toFixed(2)}×** the proxy's requests/s (target ≥ 0.90×); added
+latency p50 ${(gatewayJson.p50 - proxyJson.p50).toFixed(1)} ms, p99 ${(gatewayJson.p99 - proxyJson.p99).toFixed(1)} ms.
+
+SSE: ${ROUNDS} rounds of one stream of 200 events 5 ms apart, each path in turn; an event's trip is
+from the upstream's write to the client's read (wall clock, same machine), in ms:
+
+| through | p50 | p99 | added p50 | added p99 |
+| --- | ---: | ---: | ---: | ---: |
+${tripRow('the upstream directly', trips.direct)}
+${tripRow('bare reply-from proxy', trips.proxy)}
+${tripRow('the gateway', trips.gateway)}
+
+Target: the gateway adds at most 5 ms at p99.
+
+1,000 concurrent open SSE streams (each had its first event when measured):
+
+| process | RSS idle MiB | RSS with 1,000 open streams MiB | streams open |
+| --- | ---: | ---: | ---: |
+| the sidecar (gateway) | ${rssGatewayIdle.toFixed(1)} | ${openGateway.rss.toFixed(1)} | ${openGateway.firsts} |
+| bare reply-from proxy | ${rssProxyIdle.toFixed(1)} | ${openProxy.rss.toFixed(1)} | ${openProxy.firsts} |
 
 ## Where the time went
 

@@ -24,7 +24,9 @@ import { configPlugin, type Env } from './config.js'
 import { credentialsPlugin } from './credentials/plugin.js'
 import { ConnectionDrain } from './drain.js'
 import { errors } from './errors.js'
-import { errorHandler } from './http-errors.js'
+import { gatewayPlugin } from './gateway/plugin.js'
+import type { DescribeValidation } from './gateway/selection.js'
+import { describeValidation, errorHandler } from './http-errors.js'
 import { LOG_SERIALIZERS, QuietRequests, REDACT_PATHS } from './logging.js'
 import { metricsPlugin } from './metrics.js'
 import { healthRoutes } from './routes/health.js'
@@ -149,6 +151,8 @@ export function buildApp (options: AppOptions): FastifyInstance {
     await scope.register(rightsRoutes)
     await scope.register(pageRoutes, { version: VERSION })
   })
+  // Coze's API through the sidecar (/v1, /v3, /open_api), with the same access rules.
+  app.register(gatewayPlugin, { describeValidation: describeValidation as DescribeValidation })
   app.register(healthRoutes)
   app.register(metaRoutes)
   return app

@@ -24,7 +24,7 @@ export const REDACT_PATHS = [
  * WebSocket URLs). Any other name may itself be a secret pasted in the wrong place.
  */
 const KNOWN_PARAMETERS = new Set([
-  'session_name', 'account_id', 'enterprise_id', 'ttl', 'device_id', 'custom_consumer', 'format', 'authorization'
+  'app', 'session_name', 'account_id', 'enterprise_id', 'ttl', 'device_id', 'custom_consumer', 'format', 'renew', 'strict', 'authorization'
 ])
 
 /**
