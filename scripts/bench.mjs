@@ -10,14 +10,15 @@
  *   3. the same cached GET /token by a caller of a callers file (20 callers) beside no callers;
  *   4. RSS against cached tokens, up to --names distinct session names; the slope from half to all;
  *   5. 1,000 concurrent requests on a cold key (must be 1 exchange) and JWT signatures per second;
- *   6. the gateway (issue 10), when src/gateway/ is built: see the section below;
+ *   6. the gateway beside a bare @fastify/reply-from proxy: JSON req/s and latency, SSE per-event
+ *      latency added, RSS with 1,000 open streams;
  *   7. the container (image coze-token-sidecar:bench, --memory 256m): idle, and with --names tokens.
  * Prints a Markdown report; --write also writes it to BENCHMARKS.md and the chart to
  * docs/benchmarks.svg. Not part of the test suite: numbers here are never asserted by a test.
  */
 import { createHash, generateKeyPairSync } from 'node:crypto'
 import { execFile, spawn } from 'node:child_process'
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import os from 'node:os'
 import { join } from 'node:path'
@@ -60,24 +61,25 @@ const ms = (n) => `${n.toFixed(0)} ms`
 const x = (n) => `**${n.toFixed(2)}×**`
 const list = (numbers, digits = 0) => numbers.map((n) => n.toFixed(digits)).join(', ')
 
-/** Starts `node <args>`; resolves with its process, the address it printed and when it was spawned. */
+/**
+ * Starts `node <args>`; resolves with its process, the address it printed and when it was
+ * spawned. Its stdout goes to a file, as a service's logs would: a pipe to this busy process would
+ * throttle every log line. The file is polled every 10 ms, which bounds what a start figure can
+ * be off by; both peers are started the same way.
+ */
+let started = 0
 async function start (args, env) {
+  const logFile = join(dir, `child-${started++}.log`)
   const spawnedAt = performance.now()
-  const child = spawn(process.execPath, args, { env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'pipe', 'inherit'] })
-  const address = await new Promise((resolve, reject) => {
-    let out = ''
-    child.stdout.on('data', (chunk) => {
-      out += chunk
-      const match = /(?:Server listening at|listening on) (http:\/\/[\d.:]+)/.exec(out)
-      if (match !== null) {
-        resolve(match[1])
-        out = ''
-        child.stdout.resume()
-      }
-    })
-    child.on('exit', (code) => reject(new Error(`${args.join(' ')} exited with ${code}`)))
-  })
-  return { child, address, spawnedAt }
+  const child = spawn(process.execPath, args, { env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', openSync(logFile, 'w'), 'inherit'] })
+  let exited
+  child.on('exit', (code) => { exited = code })
+  for (const deadline = Date.now() + 30_000; Date.now() < deadline; await pause(10)) {
+    const match = /(?:Server listening at|listening on) (http:\/\/[\d.:]+)/.exec(readFileSync(logFile, 'utf8'))
+    if (match !== null) return { child, address: match[1], spawnedAt }
+    if (exited !== undefined) throw new Error(`${args.join(' ')} exited with ${exited}`)
+  }
+  throw new Error(`${args.join(' ')} did not start within 30 s`)
 }
 
 async function stop (server) {
@@ -289,12 +291,108 @@ const all = rssPoints.at(-1)
 const perTokenKiB = ((all.rss - half.rss) * 1024) / (all.tokens - half.tokens)
 
 // ---------------------------------------------------------------------------------------------
-// 6. The gateway (issue 10). Its figures come in here once src/gateway/ is on this branch:
-//    throughput vs a bare @fastify/reply-from proxy, added latency, SSE per-event latency and
-//    RSS per open stream, each in alternating rounds with `alternate()` like the rest.
+// 6. The gateway (issue 10) beside a bare @fastify/reply-from proxy to the same upstream: JSON
+//    req/s and latency in alternating rounds, SSE per-event latency added (against the upstream
+//    directly), and RSS with 1,000 concurrent open streams.
 // ---------------------------------------------------------------------------------------------
 
-const gateway = existsSync('dist/gateway') ? 'src/gateway/ is built, but this script has no gateway section yet' : undefined
+// The same upstream for both (the emulator, in a process of its own, with an SSE route), the
+// gateway in the sidecar (dist/server.js), the proxy a bare Fastify app with @fastify/reply-from
+// that sets a fixed Authorization.
+const distUrl = new URL('../dist/', import.meta.url).href
+const upstream = await start(['--input-type=module', '-e', `
+  import Fastify from 'fastify'
+  import { cozeEmulator } from '${distUrl}emulator/plugin.js'
+  const app = Fastify()
+  await app.register(cozeEmulator)
+  // Events stamped with the wall clock in ms (sub-ms resolution), to measure each one's trip.
+  app.get('/v1/bench/sse', (request, reply) => {
+    const n = Number(request.query.n)
+    reply.hijack()
+    reply.raw.writeHead(200, { 'content-type': 'text/event-stream', 'x-tt-logid': 'bench' })
+    let sent = 0
+    const timer = setInterval(() => {
+      reply.raw.write('event:tick\\ndata:' + (performance.timeOrigin + performance.now()) + '\\n\\n')
+      if (++sent >= n) { clearInterval(timer); reply.raw.end() }
+    }, Number(request.query.interval))
+    request.raw.on('close', () => clearInterval(timer))
+  })
+  const address = await app.listen({ host: '127.0.0.1', port: 0 })
+  app.cozeEmulator.registerApp({ appId: '1000000000001', audience: new URL(address).host, keys: [{ kid: process.env.KID, publicKey: process.env.PUBLIC_KEY }] })
+  console.log('listening on ' + address)
+`], { KID: kid, PUBLIC_KEY: pair.publicKey.export({ type: 'spki', format: 'pem' }) })
+const gatewayServer = await start(['dist/server.js'], { ...sidecarEnv, COZE_API_BASE: upstream.address, SIDECAR_CACHE_MAX: '10000' })
+const benchToken = await fetchText(`${gatewayServer.address}/token?format=text`)
+const proxy = await start(['--input-type=module', '-e', `
+  import Fastify from 'fastify'
+  import replyFrom from '@fastify/reply-from'
+  const app = Fastify()
+  // reply-from's pool allows 128 connections by default; the open-streams test needs 1,000.
+  await app.register(replyFrom, { base: '${upstream.address}', undici: { connections: 2000, pipelining: 1 } })
+  const rewriteRequestHeaders = (_request, headers) => ({ ...headers, authorization: 'Bearer ${benchToken}' })
+  app.all('/v1/*', (request, reply) => reply.from(request.url, { rewriteRequestHeaders }))
+  const address = await app.listen({ host: '127.0.0.1', port: 0 })
+  console.log('listening on ' + address)
+`], {})
+
+const jsonPath = '/v1/users/me'
+const placeholder = { authorization: 'Bearer placeholder' }
+const gatewayJson = await alternate(
+  { url: `${proxy.address}${jsonPath}`, headers: placeholder },
+  { url: `${gatewayServer.address}${jsonPath}`, headers: placeholder }
+)
+
+/** One SSE stream of `n` events `interval` ms apart: each event's trip from the upstream, in ms. */
+async function sseTrips (base, n, interval) {
+  const response = await request(`${base}/v1/bench/sse?n=${n}&interval=${interval}`, { headers: placeholder })
+  const trips = []
+  let buffer = ''
+  for await (const chunk of response.body) {
+    const now = performance.timeOrigin + performance.now()
+    buffer += chunk
+    let end
+    while ((end = buffer.indexOf('\n\n')) !== -1) {
+      const event = buffer.slice(0, end)
+      buffer = buffer.slice(end + 2)
+      trips.push(now - Number(/^data:(.*)$/m.exec(event)?.[1]))
+    }
+  }
+  return trips
+}
+const percentile = (numbers, p) => { const sorted = [...numbers].sort((a, b) => a - b); return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] }
+const trips = { direct: [], proxy: [], gateway: [] }
+for (let round = 0; round < ROUNDS; round++) {
+  trips.direct.push(...await sseTrips(upstream.address, 200, 5))
+  trips.proxy.push(...await sseTrips(proxy.address, 200, 5))
+  trips.gateway.push(...await sseTrips(gatewayServer.address, 200, 5))
+}
+
+/** RSS of `pid` while 1,000 streams through `base` are open (each has had its first event). */
+async function rssWithOpenStreams (base, pid) {
+  const pool = new Pool(base, { connections: 1000 })
+  let firsts = 0
+  const bodies = []
+  await Promise.all(Array.from({ length: 1000 }, async () => {
+    const response = await pool.request({ path: '/v1/bench/sse?n=1000&interval=1000', method: 'GET', headers: placeholder, headersTimeout: 20_000 })
+    bodies.push(response.body)
+    // Bounded: a proxy that cannot hold 1,000 streams shows as fewer than 1,000, not as a hang.
+    const first = await Promise.race([
+      new Promise((resolve) => response.body.once('data', () => resolve(true))),
+      new Promise((resolve) => setTimeout(resolve, 20_000, false).unref())
+    ])
+    if (first) firsts++
+  }))
+  const rss = rssOf(pid)
+  for (const body of bodies) body.destroy()
+  await pool.destroy()
+  return { rss, firsts }
+}
+const gatewayIdle = { gateway: rssOf(gatewayServer.child.pid), proxy: rssOf(proxy.child.pid) }
+const openStreams = {
+  gateway: await rssWithOpenStreams(gatewayServer.address, gatewayServer.child.pid),
+  proxy: await rssWithOpenStreams(proxy.address, proxy.child.pid)
+}
+for (const server of [gatewayServer, proxy, upstream]) await stop(server)
 
 // ---------------------------------------------------------------------------------------------
 // 7. The container: idle, and with NAMES cached tokens under --memory 256m
@@ -422,8 +520,11 @@ const ratio = {
   start: startFigures.sidecarMs / startFigures.bareMs,
   perToken: perTokenKiB / 1.5,
   cached: cached.b.rps / cached.a.rps,
-  callers: callers.b.rps / callers.a.rps
+  callers: callers.b.rps / callers.a.rps,
+  gateway: gatewayJson.b.rps / gatewayJson.a.rps
 }
+const tripRow = (name, numbers) => `| ${name} | ${percentile(numbers, 0.5).toFixed(2)} | ${percentile(numbers, 0.99).toFixed(2)} | ${(percentile(numbers, 0.5) - percentile(trips.direct, 0.5)).toFixed(2)} | ${(percentile(numbers, 0.99) - percentile(trips.direct, 0.99)).toFixed(2)} |`
+const perStream = (which) => (((openStreams[which].rss - gatewayIdle[which]) * 1024) / Math.max(1, openStreams[which].firsts)).toFixed(1)
 const row = (label, r) => `| ${label} | ${r.rps.toFixed(0)} | ${r.p50} | ${r.p90} | ${r.p99} | ${r.p999} | ${r.errors} |`
 const containerSection = container.skipped !== undefined
   ? `Skipped: ${container.skipped}.`
@@ -459,6 +560,9 @@ alternating rounds, and the medians are compared. Run-to-run drift is 10 % or mo
 | start to the first \`/token\` answer, its exchange included | ${ms(startFigures.sidecarMs)} | ${ms(startFigures.bareMs)} | ${x(ratio.start)} | ≤ 1.5× |
 | RSS per cached token, slope from ${checkpoints[2].toLocaleString('en')} to ${NAMES.toLocaleString('en')} session names | ${perTokenKiB.toFixed(2)} KiB | target 1.5 KiB | ${x(ratio.perToken)} of the target | ≤ 1.5 KiB |
 | cached \`GET /token\`, requests/s vs the bare route with the same body | ${cached.b.rps.toFixed(0)} | ${cached.a.rps.toFixed(0)} | ${x(ratio.cached)} | ≥ 1.0× |
+| gateway JSON requests/s vs a bare \`@fastify/reply-from\` proxy | ${gatewayJson.b.rps.toFixed(0)} | ${gatewayJson.a.rps.toFixed(0)} | ${x(ratio.gateway)} | ≥ 0.90× |
+| gateway SSE per-event latency added at p99 (vs the upstream directly) | ${(percentile(trips.gateway, 0.99) - percentile(trips.direct, 0.99)).toFixed(2)} ms | proxy ${(percentile(trips.proxy, 0.99) - percentile(trips.direct, 0.99)).toFixed(2)} ms | | ≤ 5 ms |
+| RSS per open SSE stream through the gateway (1,000 open) | ${perStream('gateway')} KiB | proxy ${perStream('proxy')} KiB | ${x(Number(perStream('gateway')) / Number(perStream('proxy')))} | |
 
 Start and idle RSS: ${START_ROUNDS} alternating starts of each, the median; every start (ms):
 sidecar ${list(startRounds.sidecar.map((r) => r.firstAnswerMs))}; bare ${list(startRounds.bare.map((r) => r.firstAnswerMs))}.
@@ -503,9 +607,40 @@ ${fill.failed} failed; RSS read a second after each step, without forcing a GC (
 | --- | ${rssPoints.map(() => '---:').join(' | ')} |
 | RSS (MiB) | ${rssPoints.map((p) => p.rss.toFixed(1)).join(' | ')} |
 
-## The gateway
+## The gateway beside a bare \`@fastify/reply-from\` proxy
 
-${gateway ?? 'Not on this branch yet (issue 10): its figures (throughput vs a bare `@fastify/reply-from` proxy, added latency, SSE per-event latency, RSS per open stream) go into section 6 of scripts/bench.mjs.'}
+The same upstream for both (the emulator, in a process of its own), the gateway in the sidecar
+(\`dist/server.js\`, logging its line per request at info), the proxy a bare Fastify app with
+\`@fastify/reply-from\` that sets a fixed \`Authorization\`; each in its own process.
+
+\`GET ${jsonPath}\` (JSON, ${connections} connections, ${ROUNDS} alternating rounds of ${duration} s after a 2 s warm-up, the median round; latency in ms):
+
+| through | requests/s | p50 | p90 | p99 | p99.9 | errors |
+| --- | ---: | ---: | ---: | ---: | ---: | ---: |
+${row('bare reply-from proxy', gatewayJson.a)}
+${row('the gateway', gatewayJson.b)}
+
+Every round (req/s): proxy ${list(gatewayJson.rounds.a.map((r) => r.rps))}; gateway ${list(gatewayJson.rounds.b.map((r) => r.rps))}.
+Ratio of the medians: ${x(ratio.gateway)} the proxy's requests/s (target ≥ 0.90×); added
+latency p50 ${(gatewayJson.b.p50 - gatewayJson.a.p50).toFixed(1)} ms, p99 ${(gatewayJson.b.p99 - gatewayJson.a.p99).toFixed(1)} ms.
+
+SSE: ${ROUNDS} rounds of one stream of 200 events 5 ms apart, each path in turn; an event's trip is
+from the upstream's write to the client's read (wall clock, same machine), in ms:
+
+| through | p50 | p99 | added p50 | added p99 |
+| --- | ---: | ---: | ---: | ---: |
+${tripRow('the upstream directly', trips.direct)}
+${tripRow('bare reply-from proxy', trips.proxy)}
+${tripRow('the gateway', trips.gateway)}
+
+Target: the gateway adds at most 5 ms at p99.
+
+1,000 concurrent open SSE streams (each had its first event when measured):
+
+| process | RSS idle | RSS with 1,000 open streams | per open stream | streams open |
+| --- | ---: | ---: | ---: | ---: |
+| the sidecar (gateway) | ${mib(gatewayIdle.gateway)} | ${mib(openStreams.gateway.rss)} | ${perStream('gateway')} KiB | ${openStreams.gateway.firsts} |
+| bare reply-from proxy | ${mib(gatewayIdle.proxy)} | ${mib(openStreams.proxy.rss)} | ${perStream('proxy')} KiB | ${openStreams.proxy.firsts} |
 
 ## The container
 

@@ -19,11 +19,15 @@ import type { Dispatcher } from 'undici'
 import { systemClock, type Clock } from './clock.js'
 import { accessPlugin } from './access/plugin.js'
 import { guardRequest } from './access/guard.js'
+import { checkRequestTarget } from './access/rules.js'
 import { configPlugin, type Env } from './config.js'
 import { credentialsPlugin } from './credentials/plugin.js'
+import { ConnectionDrain } from './drain.js'
 import { errors } from './errors.js'
-import { errorHandler } from './http-errors.js'
-import { QuietRequests, REDACT_PATHS } from './logging.js'
+import { gatewayPlugin } from './gateway/plugin.js'
+import type { DescribeValidation } from './gateway/selection.js'
+import { describeValidation, errorHandler } from './http-errors.js'
+import { LOG_SERIALIZERS, QuietRequests, REDACT_PATHS } from './logging.js'
 import { metricsPlugin } from './metrics.js'
 import { healthRoutes } from './routes/health.js'
 import { metaRoutes } from './routes/metrics.js'
@@ -68,6 +72,7 @@ export function buildApp (options: AppOptions): FastifyInstance {
   const logger: FastifyServerOptions['logger'] = {
     level: 'info',
     redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+    serializers: LOG_SERIALIZERS,
     ...(options.logStream === undefined ? {} : { stream: options.logStream })
   }
   const app = Fastify({
@@ -81,7 +86,9 @@ export function buildApp (options: AppOptions): FastifyInstance {
     requestTimeout: 30_000,
     connectionTimeout: 30_000,
     bodyLimit: 16 * 1024,
-    return503OnClosing: true,
+    // A request that arrives on an open connection while closing is served (a cached token costs
+    // nothing) and told Connection: close; a 503 would turn every restart into errors.
+    return503OnClosing: false,
     // Malformed URLs and the like leave in the same shape as every other error.
     frameworkErrors: (error, request, reply) => errorHandler(error, request, reply)
   })
@@ -118,18 +125,19 @@ export function buildApp (options: AppOptions): FastifyInstance {
   })
   app.register(accessPlugin, { clock, ...(options.readFile === undefined ? {} : { readFile: options.readFile }) })
 
-  // Closing waits for every connection. Idle keep-alive ones are closed at once; one whose request
-  // is in flight would stay open for the keep-alive timeout after its answer. So while closing,
-  // idle connections are swept every 50 ms. (No per-request hook: the hot path pays nothing.)
-  let sweeper: NodeJS.Timeout | undefined
+  // Closing waits for every connection: answers in flight go out with Connection: close, and
+  // connections are closed once idle for a moment, so that no caller sees a reset (src/drain.ts).
+  const drain = new ConnectionDrain(app.server)
   app.addHook('preClose', (done) => {
-    sweeper = setInterval(() => app.server.closeIdleConnections(), 50).unref()
+    drain.start()
     done()
   })
   app.addHook('onClose', (_instance, done) => {
-    clearInterval(sweeper)
+    drain.stop()
     done()
   })
+  // Every route: one Host, and a request target that agrees with it (RFC 9112 §3.2).
+  app.addHook('onRequest', (request, _reply, done) => done(checkRequestTarget(request.raw)))
   app.setErrorHandler(errorHandler)
   app.setNotFoundHandler(async (request) => {
     throw new errors.NotFound(request.method, request.url.split('?')[0])
@@ -146,6 +154,8 @@ export function buildApp (options: AppOptions): FastifyInstance {
     await scope.register(rightsRoutes)
     await scope.register(pageRoutes, { version: VERSION })
   })
+  // Coze's API through the sidecar (/v1, /v3, /open_api), with the same access rules.
+  app.register(gatewayPlugin, { describeValidation: describeValidation as DescribeValidation })
   app.register(healthRoutes)
   app.register(metaRoutes)
   return app

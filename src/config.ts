@@ -8,7 +8,6 @@
  * @example
  * const { config, credentials } = await loadConfig({ env: process.env, cwd: process.cwd() })
  */
-import { readFile as fsReadFile } from 'node:fs/promises'
 import { resolve } from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
@@ -18,6 +17,7 @@ import {
   type CredentialSpec, type SourceOptions
 } from './credentials/sources.js'
 import { ConfigError } from './config-error.js'
+import { readRegularFile } from './files/read.js'
 import { fixFor, validateSettings, type Settings } from './settings.js'
 import type { RetryPolicy } from './token/policy.js'
 
@@ -63,7 +63,7 @@ export interface Config {
 
 export type ConfigSources = SourceOptions
 
-const readText = (path: string): Promise<string> => fsReadFile(path, 'utf8')
+const readText = readRegularFile
 
 /**
  * Nothing configured at all: rather than complain about the first missing setting, say what to

@@ -69,6 +69,8 @@ export const errors = {
   ExchangeRateLimited: createError('EXCHANGE_RATE_LIMITED', 'too many new tokens asked for; try again after Retry-After (cached tokens are still served)', 429),
   /** A static token credential whose `expires_at` has passed. */
   CredentialExpired: createError('CREDENTIAL_EXPIRED', '%s', 503),
+  /** The process is stopping and its grace is running out: a caller still waiting for Coze is answered this instead of a reset. */
+  ShuttingDown: createError('SHUTTING_DOWN', 'the sidecar is shutting down before Coze answered; try again after Retry-After', 503),
   /** `/readyz`: no token can be had for the default request. */
   NotReady: createError('NOT_READY', 'not ready: %s', 503),
   /** No such route. */
@@ -125,6 +127,7 @@ export function toSidecarError (error: unknown): SidecarError | undefined {
       case 'deadline': return details(new errors.UpstreamTimeout(error.message), retry) as SidecarError
       case 'rate_limited': return details(new errors.ExchangeRateLimited(), retry) as SidecarError
       case 'expired': return new errors.CredentialExpired(error.message) as SidecarError
+      case 'shutting_down': return details(new errors.ShuttingDown(), retry) as SidecarError
     }
   }
   if (error instanceof SelectionError) return details(new errors.InvalidParameter(error.message), { field: error.field }) as SidecarError

@@ -67,6 +67,7 @@ const BODY_ERRORS = new Set([
  */
 export function errorHandler (error: FastifyError, request: FastifyRequest, reply: FastifyReply): unknown {
   let known: SidecarError
+  // The domain's errors and the catalogue's own.
   const domain = toSidecarError(error)
   if (domain !== undefined) {
     known = domain
@@ -76,8 +77,6 @@ export function errorHandler (error: FastifyError, request: FastifyRequest, repl
   } else if (isSidecarError(error) && error.statusCode < 500 && error.code.startsWith('FST_')) {
     // Fastify's own client errors (media type, JSON syntax, size): their messages are safe.
     known = BODY_ERRORS.has(error.code) ? details(error, { field: 'body' }) : error
-  } else if (isSidecarError(error) && !error.code.startsWith('FST_')) {
-    known = error
   } else {
     request.log.error({ reqId: request.id, err: error }, 'unexpected error')
     known = new errors.Internal() as SidecarError

@@ -5,7 +5,8 @@
  * Signals: SIGTERM and SIGINT stop it gracefully; SIGHUP reloads the key.
  *
  * Exit codes: 0 after a clean shutdown; 78 (EX_CONFIG) for a bad setting, a port in use, an
- * address that is not this machine's or a unix socket in use; 1 when in-flight requests outlast the shutdown grace.
+ * address that is not this machine's or a unix socket in use; 1 when in-flight requests outlast
+ * the shutdown grace (callers waiting for Coze do not: they are answered 503 just before it ends).
  */
 import type { FastifyInstance } from 'fastify'
 import { buildApp } from './app.js'
@@ -70,9 +71,17 @@ export async function main (proc: ProcessLike): Promise<FastifyInstance | undefi
       proc.exit(1)
     }, shutdownGraceMs)
     force.unref()
+    // A caller still waiting for Coze when the grace runs out would be cut off by the exit: just
+    // before it does, such callers are answered 503 SHUTTING_DOWN, and their connections close.
+    const shed = setTimeout(() => {
+      const callers = app.shedWaiting()
+      if (callers > 0) app.log.warn({ callers }, 'shutdown grace running out: callers still waiting for Coze were answered 503')
+    }, shutdownGraceMs - shedMargin(shutdownGraceMs))
+    shed.unref()
     // onClose hooks do not throw, so close() resolves.
     app.close().then(() => {
       clearTimeout(force)
+      clearTimeout(shed)
       proc.exit(0)
     }, /* c8 ignore next */ () => proc.exit(1))
   }
@@ -80,6 +89,14 @@ export async function main (proc: ProcessLike): Promise<FastifyInstance | undefi
   // SIGHUP: re-read every credential (keys, console files, the folder) without a restart.
   proc.on('SIGHUP', () => { app.credentials.reload().catch(/* c8 ignore next - reload catches */ () => {}) })
   return app
+}
+
+/**
+ * How long before the end of the shutdown grace waiting callers are answered: time for the 503s
+ * to be written and the connections to close (microseconds on loopback; a second at most).
+ */
+function shedMargin (graceMs: number): number {
+  return Math.min(1_000, graceMs / 2)
 }
 
 /* c8 ignore next 4 - true only under `node dist/server.js`; test/server.test.ts runs that as a process */

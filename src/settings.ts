@@ -37,6 +37,7 @@ const seconds = (min: number, max: number, fallback: number, exclusive = false) 
   ({ type: 'number', ...(exclusive ? { exclusiveMinimum: min } : { minimum: min }), maximum: max, default: fallback }) as const
 
 const [accountVariant, enterpriseVariant] = ID_VARIANTS
+const MiB = 1024 * 1024
 
 /** The table. Order matters: it is the README's order, and the order problems are reported in. */
 export const SETTINGS = {
@@ -118,7 +119,7 @@ export const SETTINGS = {
   },
   COZE_HTTP_TIMEOUT: {
     schema: seconds(0, 120, 5, true),
-    about: 'seconds allowed to connect to Coze, for its headers, and between body chunks',
+    about: 'seconds allowed for one call to Coze, from connecting to the last byte of its answer (a slow or dripping answer is abandoned, logged and retried)',
     fix: 'set it to a number of seconds above 0 and at most 120'
   },
   HTTPS_PROXY: {
@@ -240,6 +241,32 @@ export const SETTINGS = {
     schema: { type: 'integer', minimum: 1, maximum: 1_000_000, default: 50 },
     about: '… and at once',
     fix: 'set it to a whole number of exchanges from 1 to 1000000'
+  },
+  SIDECAR_GATEWAY: {
+    schema: { type: 'string', enum: ['on', 'off'], default: 'on' },
+    about: '`off` turns off [Coze\'s API through the sidecar](#call-coze-through-the-sidecar)',
+    fix: 'set it to on or off'
+  },
+  SIDECAR_GATEWAY_BODY_LIMIT: {
+    schema: { type: 'integer', minimum: 1024, maximum: 64 * MiB, default: MiB },
+    about: 'bytes of a request body (and of a WebSocket frame) held for a replay; beyond it 413',
+    fix: `set it to a number of bytes from 1024 to ${64 * MiB}`
+  },
+  SIDECAR_GATEWAY_UPLOAD_LIMIT: {
+    schema: { type: 'integer', minimum: 1024, maximum: 4096 * MiB, default: 512 * MiB },
+    about: 'bytes of a multipart upload streamed to Coze; beyond it 413',
+    fix: `set it to a number of bytes from 1024 to ${4096 * MiB}`
+  },
+  SIDECAR_GATEWAY_IDLE_TIMEOUT: {
+    schema: seconds(0, 3600, 300, true),
+    about: 'seconds Coze may be silent (before its headers, between chunks) before a request through the sidecar is given up',
+    fix: 'set it to a number of seconds above 0 and at most 3600'
+  },
+  COZE_WS_BASE: {
+    schema: { type: 'string', minLength: 1 },
+    about: 'where WebSockets through the sidecar go, for the credential `default` (the others derive theirs from their base)',
+    shownDefault: '`COZE_API_BASE` with `api.` → `ws.`, `https` → `wss`',
+    fix: 'set it to wss://ws.coze.cn or wss://ws.coze.com, or leave it unset to derive it from COZE_API_BASE'
   },
   SIDECAR_DEMO: {
     schema: { type: 'boolean', default: false },

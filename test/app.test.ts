@@ -52,7 +52,7 @@ t.test('validation messages name the field and say what is wrong', async (t) => 
     [{ keyword: 'maxItems', instancePath: '/scope/account_permission/permission_list', params: { limit: 100 }, message: '' }, 'body',
       { field: 'scope.account_permission.permission_list', message: 'scope.account_permission.permission_list must have at most 100 items' }],
     [{ keyword: 'pattern', instancePath: '/scope/account_permission/permission_list/3', params: {}, message: '' }, 'body',
-      { field: 'scope.account_permission.permission_list[3]', message: 'scope.account_permission.permission_list[3] must not contain control characters' }],
+      { field: 'scope.account_permission.permission_list[3]', message: 'scope.account_permission.permission_list[3] must not contain control characters or bidirectional overrides' }],
     [{ keyword: 'minProperties', instancePath: '/scope', params: { limit: 1 }, message: 'must NOT have fewer than 1 properties' }, 'body',
       { field: 'scope', message: 'scope must NOT have fewer than 1 properties' }],
     [{ keyword: 'const', instancePath: '/x', params: {}, message: 'must be equal to constant' }, 'body', { field: 'x', message: 'x must be equal to constant' }]

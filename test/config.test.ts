@@ -68,6 +68,15 @@ t.test('every bad setting stops the start with one line naming the setting and t
     ['base with credentials', { ...VALID, COZE_API_BASE: 'https://u:p@api.coze.cn' }, 'COZE_API_BASE', /credentials/],
     ['account and enterprise', { ...VALID, COZE_ACCOUNT_ID: '1', COZE_ENTERPRISE_ID: 'e' }, 'COZE_ENTERPRISE_ID', /set only one/],
     ['account not numeric', { ...VALID, COZE_ACCOUNT_ID: 'abc' }, 'COZE_ACCOUNT_ID', /numeric Coze account/],
+    // A caller secret that is set but blank ($(cat missing-file), an empty Secret key) must not
+    // mean "no authentication".
+    ['app id with a C1 control', { ...VALID, COZE_APP_ID: '11279\u0085001' }, 'COZE_APP_ID', /is invalid/],
+    ['key id with a bidi override', { ...VALID, COZE_KEY_ID: 'kid\u202Edi' }, 'COZE_KEY_ID', /is invalid/],
+    ['caller secret empty', { ...VALID, SIDECAR_AUTH_TOKEN: '' }, 'SIDECAR_AUTH_TOKEN', /is set but blank/],
+    ['caller secret blank', { ...VALID, SIDECAR_AUTH_TOKEN: '   ' }, 'SIDECAR_AUTH_TOKEN', /is set but blank/],
+    ['caller secret file blank', { ...VALID, SIDECAR_AUTH_TOKEN_FILE: ' ' }, 'SIDECAR_AUTH_TOKEN_FILE', /is set but blank/],
+    ['caller secret file empty', { ...VALID, SIDECAR_AUTH_TOKEN_FILE: '' }, 'SIDECAR_AUTH_TOKEN_FILE', /is set but blank/],
+    ['enterprise id a dot segment', { ...VALID, COZE_ENTERPRISE_ID: '..' }, 'COZE_ENTERPRISE_ID', /not \. or \.\./],
     ['port out of range', { ...VALID, PORT: '70000' }, 'PORT', /from 0 to 65535/],
     ['log level', { ...VALID, LOG_LEVEL: 'verbose' }, 'LOG_LEVEL', /one of fatal, error, warn, info, debug, trace, silent/],
     ['deadline 0', { ...VALID, SIDECAR_REQUEST_DEADLINE: '0' }, 'SIDECAR_REQUEST_DEADLINE', /above 0/],

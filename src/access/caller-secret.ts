@@ -5,7 +5,7 @@
  * @example
  * const secret = await readSecretFile('/run/secrets/sidecar-token')
  */
-import { readFile } from 'node:fs/promises'
+import { readRegularFile } from '../files/read.js'
 
 /** A secret this short could be guessed; `openssl rand -hex 32` gives 64 characters. */
 export const MIN_SECRET_LENGTH = 16
@@ -14,7 +14,7 @@ export const MIN_SECRET_LENGTH = 16
 export class CallerSecretError extends Error {}
 
 /** Reads and checks a secret file: trimmed, at least 16 printable characters, no spaces. */
-export async function readSecretFile (path: string, read: (path: string) => Promise<string> = (p) => readFile(p, 'utf8')): Promise<string> {
+export async function readSecretFile (path: string, read: (path: string) => Promise<string> = readRegularFile): Promise<string> {
   let text: string
   try {
     text = await read(path)

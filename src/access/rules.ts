@@ -11,7 +11,7 @@
  */
 import type { IncomingHttpHeaders } from 'node:http'
 import { isIP } from 'node:net'
-import { errors, type SidecarError } from '../errors.js'
+import { details, errors, type SidecarError } from '../errors.js'
 import { ANONYMOUS, type Caller } from './callers.js'
 
 export interface AccessPolicy {
@@ -34,7 +34,12 @@ export interface AccessPolicy {
 export function isLoopback (host: string): boolean {
   const name = host.toLowerCase().replace(/^\[|\]$/g, '')
   return name === 'localhost' || name.endsWith('.localhost') || name === '::1' ||
-    /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(name) || /^::ffff:127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(name)
+    isLoopbackV4(name) || (name.startsWith('::ffff:') && isLoopbackV4(name.slice(7)))
+}
+
+/** 127.0.0.0/8, as a real address: `127.0.0.256` is not one. */
+function isLoopbackV4 (name: string): boolean {
+  return name.startsWith('127.') && isIP(name) === 4
 }
 
 /** True for the "any interface" addresses. */
@@ -93,6 +98,52 @@ function hostRefusal (header: string, policy: AccessPolicy): string | undefined 
   if (memo.size >= JUDGED_MAX) memo.clear()
   memo.set(header, refusal)
   return refusal
+}
+
+/** What {@link checkRequestTarget} reads of a request: Node's `IncomingMessage` has it. */
+export interface RequestHead {
+  url?: string | undefined
+  rawHeaders: string[]
+  headers: IncomingHttpHeaders
+}
+
+/**
+ * The request line and `Host`, checked before anything reads them (RFC 9112 §3.2), for every
+ * route. More than one `Host` is a 400, as the RFC requires (Node keeps the first and says
+ * nothing). An absolute-form target (`GET http://evil.example/token`) must name the same
+ * authority as `Host`: the RFC says the target's authority decides, and Fastify, these access
+ * rules and anything behind them read `Host`, so a request on which the two disagree is refused
+ * rather than served by whichever a component happens to read.
+ */
+export function checkRequestTarget (head: RequestHead): SidecarError | undefined {
+  let hosts = 0
+  for (let i = 0; i < head.rawHeaders.length; i += 2) {
+    if ((head.rawHeaders[i] as string).toLowerCase() === 'host') hosts++
+  }
+  if (hosts > 1) {
+    return details(new errors.InvalidParameter(`the request has ${hosts} Host headers; exactly one is allowed (RFC 9112 §3.2)`), { field: 'host' }) as SidecarError
+  }
+  const url = head.url ?? '/'
+  if (url.startsWith('/') || url === '*') return undefined
+  const authority = authorityOf(url)
+  if (authority === undefined) {
+    return details(new errors.InvalidParameter('the request target must be a path, or an http(s) URL'), { field: 'url' }) as SidecarError
+  }
+  const host = head.headers.host ?? ''
+  if (authority !== authorityOf(`http://${host}`)) {
+    return details(new errors.InvalidParameter(`the request target names ${JSON.stringify(authority)} but Host names ${JSON.stringify(host)}; they must agree`), { field: 'host' }) as SidecarError
+  }
+  return undefined
+}
+
+/** `host[:port]` of an http(s) URL, normalized as URL parsing does (default port dropped). */
+function authorityOf (url: string): string | undefined {
+  try {
+    const target = new URL(url)
+    return target.protocol === 'http:' || target.protocol === 'https:' ? target.host : undefined
+  } catch {
+    return undefined
+  }
 }
 
 /** The first rule the request breaks, as the error to answer with, or undefined. */

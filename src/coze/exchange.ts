@@ -20,6 +20,12 @@ export interface ExchangeHttp {
   headersTimeoutMs: number
   /** Time allowed between two chunks of Coze's body. */
   bodyTimeoutMs: number
+  /**
+   * Time allowed for the whole exchange, from connecting to the last byte of the body. The two
+   * above bound gaps only: a body dripping one byte a second would pass them for hours, and every
+   * caller of that token would join the wedged exchange. Default: headers plus body timeout.
+   */
+  exchangeTimeoutMs?: number
   userAgent: string
 }
 
@@ -92,9 +98,33 @@ const MAX_BODY_BYTES = 64 * 1024
 
 const NETWORK_TIMEOUTS = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT'])
 
+/**
+ * The largest `expires_in` a token may have: JavaScript's Date ends at 8.64e15 ms (year 275760).
+ * Beyond it the expiry cannot even be written down; it is a garbled answer, not a long token.
+ */
+const MAX_EXPIRES_IN = 8.64e12
+
 /** Sends one token request and returns the token, or throws an {@link ExchangeError}. */
 export async function exchangeJwt (
   http: ExchangeHttp, path: string, jwt: string, body: TokenRequestBody
+): Promise<IssuedToken> {
+  const limitMs = http.exchangeTimeoutMs ?? http.headersTimeoutMs + http.bodyTimeoutMs
+  const signal = AbortSignal.timeout(limitMs)
+  try {
+    return await exchangeOnce(http, path, jwt, body, signal)
+  } catch (error) {
+    // The abort surfaces as a transport failure; Coze's own answers and undici's timeouts keep theirs.
+    if (!signal.aborted || (error as ExchangeError).kind !== 'unreachable') throw error
+    // Abandoned: the abort destroyed the socket; the attempt is reported (and logged) as a timeout.
+    const { status, logid } = error as ExchangeError
+    throw new ExchangeError('timeout', `no complete answer within ${limitMs} ms (abandoned)`, {
+      ...(status === undefined ? {} : { status }), ...(logid === undefined ? {} : { logid })
+    })
+  }
+}
+
+async function exchangeOnce (
+  http: ExchangeHttp, path: string, jwt: string, body: TokenRequestBody, signal: AbortSignal
 ): Promise<IssuedToken> {
   let response: Dispatcher.ResponseData
   try {
@@ -109,7 +139,8 @@ export async function exchangeJwt (
       },
       body: JSON.stringify(body),
       headersTimeout: http.headersTimeoutMs,
-      bodyTimeout: http.bodyTimeoutMs
+      bodyTimeout: http.bodyTimeoutMs,
+      signal
     })
   } catch (error) {
     throw networkError(error)
@@ -135,7 +166,8 @@ export async function exchangeJwt (
 
   if (status >= 200 && status < 300 && json !== undefined) {
     const { access_token: accessToken, expires_in: expiresIn } = json
-    if (typeof accessToken === 'string' && accessToken.length > 0 && Number.isSafeInteger(expiresIn) && (expiresIn as number) > 0) {
+    if (typeof accessToken === 'string' && accessToken.length > 0 && Number.isSafeInteger(expiresIn) &&
+      (expiresIn as number) > 0 && (expiresIn as number) <= MAX_EXPIRES_IN) {
       return {
         accessToken,
         expiresIn: expiresIn as number,
@@ -163,7 +195,7 @@ export async function exchangeJwt (
   if (status >= 400) throw new ExchangeError('refused', `HTTP ${status} without a Coze error code`, context)
   throw new ExchangeError('bad_response', json === undefined
     ? `HTTP ${status} with a body that is not a JSON object`
-    : `HTTP ${status} without a string access_token and an integer expires_in`, context)
+    : `HTTP ${status} without a string access_token and an integer expires_in (Unix seconds, at most ${MAX_EXPIRES_IN})`, context)
 }
 
 function networkError (error: unknown): ExchangeError {

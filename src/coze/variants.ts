@@ -128,7 +128,21 @@ export function variantLabel (request: Pick<TokenRequest, 'accountId' | 'enterpr
 export function tokenPath (request: TokenRequest): string {
   const variant = idVariantOf(request)
   if (variant === undefined) return '/api/permission/oauth2/token'
-  return `/api/permission/oauth2/${variant.id.segment}/${encodeURIComponent(request[variant.id.request] as string)}/token`
+  return `/api/permission/oauth2/${variant.id.segment}/${pathSegment(request[variant.id.request] as string)}/token`
+}
+
+/**
+ * An id as one path segment. Percent-encoding does not help with dot segments: URL parsing
+ * resolves `.`, `..`, `%2e` and `%2E%2E` alike, so `enterprise_id=..` would reach
+ * `/api/permission/oauth2/token` and get a developer token. The HTTP layer refuses them with a
+ * 400; this is the second guard, for any other caller of this module.
+ *
+ * @throws RangeError for a dot segment.
+ */
+export function pathSegment (id: string): string {
+  const segment = encodeURIComponent(id)
+  if (/^(?:\.|%2e){1,2}$/i.test(segment)) throw new RangeError(`${JSON.stringify(id)} is a dot segment, not an id`)
+  return segment
 }
 
 export interface TokenRequestBody {

@@ -51,6 +51,8 @@ export interface TokenSource {
   cached: (request: TokenRequest) => ServedToken | undefined
   delete: (request: TokenRequest) => boolean
   status: (request: TokenRequest) => TokenStatus
+  /** Answers every caller waiting for Coze with `shutting_down`, now and from now on; how many waited. */
+  shed: () => number
   readonly size: number
   readonly stats: CacheStats
   readonly skewMs: number | undefined
@@ -141,7 +143,8 @@ class JwtCredential implements Credential {
     const { dispatcher, httpTimeoutMs, userAgent } = this.#context
     return {
       signer: { appId, keyId, privateKey, audience },
-      http: { baseUrl, dispatcher, headersTimeoutMs: httpTimeoutMs, bodyTimeoutMs: httpTimeoutMs, userAgent }
+      // COZE_HTTP_TIMEOUT bounds the whole call too: an answer that drips its body is abandoned.
+      http: { baseUrl, dispatcher, headersTimeoutMs: httpTimeoutMs, bodyTimeoutMs: httpTimeoutMs, exchangeTimeoutMs: httpTimeoutMs, userAgent }
     }
   }
 
@@ -212,6 +215,8 @@ class StaticCredential implements Credential {
       // There is nothing to renew a static token from: the file is the source.
       renew: async () => get(),
       delete: () => false,
+      // Nobody ever waits for a static token.
+      shed: () => 0,
       status: () => {
         const token = valid()
         return token === undefined ? {} : { token }

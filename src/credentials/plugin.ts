@@ -20,6 +20,8 @@ declare module 'fastify' {
     cozeDispatcher: Dispatcher
     /** GET /status's view of credential `name`, fed by its exchanges. */
     credentialStatus: (name: string) => CredentialStatus
+    /** Answers callers waiting for Coze with 503 SHUTTING_DOWN, now and from now on; how many waited. */
+    shedWaiting: () => number
   }
 }
 
@@ -86,6 +88,7 @@ export const credentialsPlugin = fp(async function credentials (app: FastifyInst
   app.decorate('credentials', registry)
   app.decorate('cozeDispatcher', dispatcher)
   app.decorate('credentialStatus', statusOf)
+  app.decorate('shedWaiting', () => registry.all().reduce((waited, credential) => waited + credential.tokens.shed(), 0))
   app.addHook('onClose', async () => {
     registry.close()
     // By now every caller has had its answer (Fastify waited for in-flight requests); what is

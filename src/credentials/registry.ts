@@ -14,6 +14,7 @@
 import { stat } from 'node:fs/promises'
 import type { Clock, Timer } from '../clock.js'
 import { DEFAULT_WATCH_INTERVAL_MS } from '../file-watch.js'
+import { ReloadTimeoutError, SerialReload } from '../files/reload.js'
 import { createCredential, type Credential, type CredentialContext } from './credential.js'
 import { SelectionError } from './errors.js'
 import type { CredentialSpec } from './sources.js'
@@ -44,6 +45,16 @@ export interface CredentialRegistryOptions {
   clock: Clock
   log: RegistryLog
   intervalMs?: number
+}
+
+/** How one read of a source went. */
+type Outcome = { spec: CredentialSpec | undefined } | { error: unknown } | { busy: true }
+
+/** One source's reads: never two at once, each bounded in time (src/files/reload.ts). */
+interface Reader {
+  serial: SerialReload<CredentialSpec | undefined>
+  read: () => Promise<CredentialSpec | undefined>
+  outcome?: Outcome
 }
 
 interface Slot {
@@ -185,22 +196,53 @@ export class CredentialRegistry {
 
   /** Files refused at their last signature: logged once, not again until they change. */
   readonly #refused = new Map<string, string>()
+  /** One reader per source: `default`, or a file of the folder. */
+  readonly #readers = new Map<string, Reader>()
+
+  /**
+   * Reads a source through its reader. A read still hanging from an earlier reload (a hung mount)
+   * is not joined: the source is skipped this time, and the rest of the registry goes on.
+   */
+  async #read (key: string, read: () => Promise<CredentialSpec | undefined>): Promise<Outcome> {
+    let reader = this.#readers.get(key)
+    if (reader === undefined) {
+      const fresh: Reader = {
+        read,
+        serial: new SerialReload({
+          clock: this.#options.clock,
+          read: () => fresh.read(),
+          apply: (spec) => { fresh.outcome = { spec } },
+          onFailure: (error) => { fresh.outcome = { error } }
+        })
+      }
+      this.#readers.set(key, reader = fresh)
+    }
+    if (reader.serial.busy) return { busy: true }
+    reader.read = read
+    await reader.serial.reload()
+    return reader.outcome as Outcome
+  }
 
   async #load (name: string | undefined, file: string | undefined, now: string, read: () => Promise<CredentialSpec | undefined>): Promise<boolean> {
     const { log, context } = this.#options
-    let spec: CredentialSpec | undefined
-    try {
-      spec = await read()
-    } catch (error) {
+    const outcome = await this.#read(file ?? 'default', read)
+    // Still waiting for an abandoned read of this source: try again at the next poll.
+    if ('busy' in outcome) return false
+    if ('error' in outcome) {
+      const error = outcome.error
       // A ConfigError: one line naming the file and the field, never the key.
       const slot = file === undefined ? this.#slots.get('default') : [...this.#slots.values()].find((candidate) => candidate.file === file)
-      if (slot !== undefined) slot.signature = now
-      if (file !== undefined) this.#refused.set(file, now)
+      // A refused version is not read again until it changes; a read that timed out is tried again.
+      if (!(error instanceof ReloadTimeoutError)) {
+        if (slot !== undefined) slot.signature = now
+        if (file !== undefined) this.#refused.set(file, now)
+      }
       log.error({ ...(slot === undefined ? {} : { app: slot.credential.name }), ...(file === undefined ? {} : { file }), reason: (error as Error).message },
         slot === undefined ? 'credential file refused; it is not in service' : 'credential reload failed; the last good version stays in service')
       return false
     }
     if (file !== undefined) this.#refused.delete(file)
+    const spec = outcome.spec
     if (spec === undefined) {
       // `default` is no longer configured.
       const slot = this.#slots.get(name as string)

@@ -13,12 +13,13 @@
  * const spec = await readCredentialFile('/etc/coze/com.json', settings, sources)
  * spec.name // 'com'
  */
-import { readdir, readFile as fsReadFile, stat } from 'node:fs/promises'
+import { readdir, stat } from 'node:fs/promises'
 import { basename, join, resolve } from 'node:path'
 import type { KeyObject } from 'node:crypto'
 import { keyFingerprint, parsePrivateKey, type PrivateKeyError } from '../coze/key.js'
 import { ID_VARIANTS, type TokenRequest } from '../coze/variants.js'
 import { ConfigError } from '../config-error.js'
+import { readRegularFile } from '../files/read.js'
 import { unreadableHint } from '../key-access.js'
 import { CREDENTIAL_NAME_PATTERN, fixFor, PRINTABLE, type Env, type Setting, type Settings } from '../settings.js'
 
@@ -89,7 +90,8 @@ const FIELD_WORDS: Record<'client_id' | 'public_key_id' | 'private_key', string>
   private_key: 'the PEM private key'
 }
 
-const readText = (path: string): Promise<string> => fsReadFile(path, 'utf8')
+/** Regular files only, opened without blocking: a FIFO or a device fails at once (src/files/read.ts). */
+const readText = readRegularFile
 
 /** `ENOENT`, `EACCES`...: the part of a file error a person can act on. */
 export function errno (error: unknown): string {

@@ -13,6 +13,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type { Socket } from 'node:net'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
+import { cozeApi } from './api.js'
 import { checkTokenRequest, type OAuthRefusal } from './checks.js'
 import { EmulatorState, newLogid, type EmulatorAppInput, type EmulatorKnobs, type Fault } from './state.js'
 
@@ -162,41 +163,8 @@ export const cozeEmulator = fp(async function cozeEmulator (app: FastifyInstance
     scope.post(TOKEN_PATHS.enterprise, handler)
   })
 
-  /** The OpenAPI envelope: `{code, msg, data, detail: {logid}}`; 4100 for a bad token. */
-  const protectedRoute = (data: (record: NonNullable<ReturnType<EmulatorState['lookup']>>) => unknown) =>
-    async (request: FastifyRequest, reply: FastifyReply): Promise<unknown> => {
-      const logid = newLogid(now())
-      reply.header('x-tt-logid', logid)
-      const token = /^Bearer (\S+)$/.exec(request.headers.authorization ?? '')?.[1]
-      const record = token === undefined ? undefined : state.lookup(token)
-      if (record === undefined) {
-        return reply.code(401).send({ code: 4100, msg: 'authentication is invalid', detail: { logid } })
-      }
-      return reply.send({ code: 0, msg: '', data: data(record), detail: { logid } })
-    }
-
-  app.get('/v1/users/me', protectedRoute((record) => ({
-    user_id: `emulated-${record.appId}`,
-    user_name: record.sessionName ?? 'service',
-    nick_name: record.sessionName ?? 'Service account',
-    avatar_url: ''
-  })))
-
-  app.get('/v1/workspaces', protectedRoute((record) => ({
-    workspaces: [{
-      id: '7000000000000000001',
-      name: 'Emulated workspace',
-      icon_url: '',
-      owner_uid: `emulated-${record.appId}`,
-      role_type: 'owner',
-      admin_uids: [],
-      description: 'A workspace served by the coze-token-sidecar emulator',
-      enterprise_id: record.enterpriseId ?? '',
-      joined_status: 'joined',
-      workspace_type: 'personal'
-    }],
-    total_count: 1
-  })))
+  // The Coze API the tokens are for: chat, workflows, files, audio, users, workspaces, WebSockets.
+  await app.register(cozeApi, { state, now })
 
   if (options.control !== false) app.register(controlRoutes, { state })
 }, { name: 'coze-emulator', fastify: '5.x' })
@@ -248,6 +216,27 @@ async function controlRoutes (app: FastifyInstance, { state }: { state: Emulator
 
   app.delete('/_emulator/faults', async (_request, reply) => {
     state.clearFaults()
+    return reply.code(204).send()
+  })
+
+  // The Coze API's knobs: stream pace, the HTTP status paired with 4100, forced token refusals.
+  app.put('/_emulator/api', {
+    schema: {
+      body: {
+        type: 'object',
+        additionalProperties: false,
+        properties: {
+          stream_interval_ms: { type: 'integer', minimum: 0, maximum: 60_000 },
+          auth_failure_status: { type: 'integer', enum: [200, 401] },
+          refuse_tokens: { type: 'integer', minimum: 0, maximum: 1_000_000, description: 'the next N calls answer 4100 whatever their token' }
+        }
+      }
+    }
+  }, async (request, reply) => {
+    const body = request.body as { stream_interval_ms?: number, auth_failure_status?: 200 | 401, refuse_tokens?: number }
+    if (body.stream_interval_ms !== undefined) state.api.streamIntervalMs = body.stream_interval_ms
+    if (body.auth_failure_status !== undefined) state.api.authFailureStatus = body.auth_failure_status
+    if (body.refuse_tokens !== undefined) state.api.refuseTokens(body.refuse_tokens)
     return reply.code(204).send()
   })
 

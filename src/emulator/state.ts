@@ -10,6 +10,7 @@
  * state.injectFault({ kind: 'status', status: 500 }) // the next token request fails once
  */
 import { createHash, createPublicKey, randomBytes, type KeyObject } from 'node:crypto'
+import { ApiState } from './api-state.js'
 
 export type AppType = 'normal' | 'channel' | 'privileged'
 
@@ -121,6 +122,8 @@ export class EmulatorState {
   readonly tokens = new Map<string, IssuedRecord>()
   readonly records: ExchangeRecord[] = []
   readonly knobs: EmulatorKnobs
+  /** The Coze API's side: calls received, stream pace, token refusals (src/emulator/api.ts). */
+  readonly api = new ApiState()
   /** Token requests received, faults included. */
   exchangeCount = 0
   readonly #now: () => number

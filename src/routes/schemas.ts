@@ -12,7 +12,7 @@ const textList = { type: 'array', maxItems: 100, items: text(128) } as const
 export const PATTERN_HINTS: Record<string, string> & { default: string } = {
   ...Object.fromEntries(ID_VARIANTS.map((variant) => [variant.id.field, `must be ${variant.id.hint}`])),
   app: 'must be the name of a configured credential: letters, digits, _ and - only, at most 64',
-  default: 'must not contain control characters'
+  default: 'must not contain control characters or bidirectional overrides'
 }
 
 const [account, enterprise] = ID_VARIANTS

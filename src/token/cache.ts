@@ -20,7 +20,9 @@ import { ExchangeError, type IssuedToken } from '../coze/exchange.js'
 import { variantOf, type TokenRequest, type Variant } from '../coze/variants.js'
 import { Deadlines } from './deadlines.js'
 import { TokenError } from './errors.js'
-import { coolDown, DEFAULT_RETRY, refreshAfter, retryDelay, serveMargin, staleFloor, type RetryPolicy } from './policy.js'
+import {
+  coolDown, DEFAULT_RETRY, obeyedRetryAfter, refreshAfter, retryDelay, serveMargin, staleFloor, tokenLifetime, type RetryPolicy
+} from './policy.js'
 import type { TokenBucket } from './rate.js'
 
 /** One exchange attempt, as reported to logs and metrics. Never holds the token or the JWT. */
@@ -159,6 +161,10 @@ export class TokenCache {
   readonly #closing = new AbortController()
   /** Every entry's next refresh or expiry, on one timer. */
   readonly #deadlines: Deadlines<Entry>
+  /** Callers waiting for a flight, by the function that answers them at once (see {@link shed}). */
+  readonly #waiting = new Set<(error: TokenError) => void>()
+  /** Set by {@link shed}: callers that would wait for Coze are answered `shutting_down` instead. */
+  #shedding = false
 
   constructor (options: TokenCacheOptions) {
     this.#mint = options.mint
@@ -207,6 +213,7 @@ export class TokenCache {
       if (stale !== undefined) return this.#serveStale(stale)
       throw failing
     }
+    if (this.#shedding) throw shuttingDown()
     this.stats.misses++
     try {
       const flight = entry.flight ?? this.#startLimited(entry, caller)
@@ -282,6 +289,18 @@ export class TokenCache {
     this.#entries.clear()
   }
 
+  /**
+   * Answers every caller waiting for Coze now, and every later one that would wait, with a
+   * `shutting_down` TokenError: for a shutdown whose grace runs out before their deadline.
+   * Exchanges in flight go on; cached tokens are still served. Returns how many callers were waiting.
+   */
+  shed (): number {
+    this.#shedding = true
+    const waiting = [...this.#waiting]
+    for (const answer of waiting) answer(shuttingDown())
+    return waiting.length
+  }
+
   /** Cancels every timer and retry. Idempotent. */
   close (): void {
     this.#closing.abort(new Error('token cache closed'))
@@ -289,14 +308,13 @@ export class TokenCache {
     this.#deadlines.clear()
   }
 
+  /**
+   * The request's entry, or a new one not yet in the cache: it enters only when its exchange
+   * starts ({@link #startLimited}), so a caller refused by the rate limit evicts nobody.
+   */
   #entry (request: TokenRequest): Entry {
     const key = cacheKey(request)
-    let entry = this.#entries.get(key)
-    if (entry === undefined) {
-      entry = new Entry(flat(key), request)
-      this.#entries.set(entry.key, entry)
-    }
-    return entry
+    return this.#entries.get(key) ?? new Entry(flat(key), request)
   }
 
   /**
@@ -327,6 +345,7 @@ export class TokenCache {
       this.stats.rateLimited++
       throw new TokenError('rate_limited', 'too many new tokens asked for', { retryAfter: Math.max(1, Math.ceil(waitMs / 1000)) })
     }
+    if (this.#entries.peek(entry.key) !== entry) this.#entries.set(entry.key, entry)
     return this.#startFlight(entry, 'miss', caller)
   }
 
@@ -412,7 +431,7 @@ export class TokenCache {
   #retryAfter (entry: Entry, error: ExchangeError, attempt: number, elapsedMs: number): number | undefined {
     const maxAttempts = entry.failures > 0 ? 1 : this.#retry.maxAttempts
     if (!error.retryable || attempt >= maxAttempts || this.#closing.signal.aborted) return undefined
-    const delay = Math.max(retryDelay(attempt, this.#random()), error.retryAfterMs ?? 0)
+    const delay = Math.max(retryDelay(attempt, this.#random()), obeyedRetryAfter(error.retryAfterMs))
     return elapsedMs + delay > this.#retry.budgetMs ? undefined : delay
   }
 
@@ -423,7 +442,7 @@ export class TokenCache {
     // (re-enabling the app, authorizing the account) is made at Coze and must show at once.
     if (!error.retryable) return
     entry.failures++
-    entry.coolDownUntil = now + Math.max(coolDown(entry.failures, this.#random()), error.retryAfterMs ?? 0)
+    entry.coolDownUntil = now + Math.max(coolDown(entry.failures, this.#random()), obeyedRetryAfter(error.retryAfterMs))
     // A token still in use keeps being refreshed after the back-off, while it is still valid.
     const held = entry.token
     if (held !== undefined && entry.usedFromCache && entry.coolDownUntil < held.staleUntil) {
@@ -434,9 +453,7 @@ export class TokenCache {
   #hold (issued: IssuedToken, ttlSeconds: number, sentAt: number): Held {
     const localNow = this.#clock.now()
     if (issued.serverDate !== undefined) this.skewMs = issued.serverDate - localNow
-    // `Date` has one-second resolution and is truncated, so Coze's clock may be up to 1 s later.
-    const cozeNow = issued.serverDate === undefined ? localNow : issued.serverDate + 1_000
-    const lifetime = Math.min(ttlSeconds * 1_000, issued.expiresIn * 1_000 - cozeNow)
+    const lifetime = tokenLifetime(ttlSeconds, issued.expiresIn, localNow, issued.serverDate)
     if (lifetime <= 0) {
       throw new ExchangeError('bad_response', `expires_in ${issued.expiresIn} is already in the past`, {
         ...(issued.logid === undefined ? {} : { logid: issued.logid })
@@ -498,7 +515,13 @@ export class TokenCache {
       const done = (): void => {
         timer.cancel()
         flight.waiters.delete(waiter)
+        this.#waiting.delete(shed)
       }
+      const shed = (error: TokenError): void => {
+        done()
+        reject(error)
+      }
+      this.#waiting.add(shed)
       const waiter: Waiter = (error, nextAttemptAt) => {
         if (nextAttemptAt < deadlineAt) return
         done()
@@ -520,6 +543,10 @@ export class TokenCache {
       })
     })
   }
+}
+
+function shuttingDown (): TokenError {
+  return new TokenError('shutting_down', 'the sidecar is shutting down before Coze answered', { retryAfter: 1 })
 }
 
 function secondsUntil (at: number, now: number): number {

@@ -18,6 +18,8 @@ export type TokenErrorKind =
   | 'rate_limited'
   /** A static token whose file says it has expired. */
   | 'expired'
+  /** The process is stopping before Coze answered (its shutdown grace is running out). */
+  | 'shutting_down'
 
 export class TokenError extends Error {
   override readonly name = 'TokenError'

@@ -63,3 +63,29 @@ export function coolDown (failures: number, random: number): number {
   const ceiling = Math.min(1_000 * 2 ** (failures - 1), 60_000)
   return ceiling * (1 - 0.25 * random)
 }
+
+/**
+ * The longest `Retry-After` from Coze that is obeyed: 60 s, the same ceiling as {@link coolDown}.
+ * A `Retry-After` is a hint from whatever answered (Coze, or a proxy in front of it), and one
+ * absurd value (`100000`, a date days ahead, 20 digits) must not lock every caller out while Coze
+ * is healthy and never asked again: past 60 s the sidecar tries again anyway, as the README says.
+ * Callers' `Retry-After` is derived from the capped wait, so an absurd value is never relayed.
+ */
+export const MAX_RETRY_AFTER_MS = 60_000
+
+/** Coze's `Retry-After` (ms) as obeyed: at most {@link MAX_RETRY_AFTER_MS}, 0 when absent. */
+export function obeyedRetryAfter (retryAfterMs: number | undefined): number {
+  return Math.min(retryAfterMs ?? 0, MAX_RETRY_AFTER_MS)
+}
+
+/**
+ * How long a new token lives, in ms from when its request was sent: the `duration_seconds` asked
+ * for, and the time left until Coze's absolute `expires_in` by the later of two clocks, Coze's
+ * (its `Date` header) and ours. Either clock may be wrong (reference §13.5); taking the smaller
+ * estimate means a wrong clock on either side can only shorten a token's life, never lengthen it.
+ * `Date` has one-second resolution and is truncated, so Coze's clock may be up to 1 s later.
+ */
+export function tokenLifetime (ttlSeconds: number, expiresIn: number, localNow: number, serverDate?: number): number {
+  const cozeNow = serverDate === undefined ? localNow : Math.max(localNow, serverDate + 1_000)
+  return Math.min(ttlSeconds * 1_000, expiresIn * 1_000 - cozeNow)
+}

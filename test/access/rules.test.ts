@@ -2,7 +2,7 @@ import t from 'tap'
 import { readSecretFile } from '../../src/access/caller-secret.js'
 import { CallerRegistry } from '../../src/access/caller-registry.js'
 import { ANONYMOUS } from '../../src/access/callers.js'
-import { admit, checkAccess, hostAllowed, hostName, isLoopback, type AccessPolicy } from '../../src/access/rules.js'
+import { admit, checkAccess, checkRequestTarget, hostAllowed, hostName, isLoopback, type AccessPolicy, type RequestHead } from '../../src/access/rules.js'
 
 const SECRET = 'correct-horse-battery-staple-42'
 
@@ -17,6 +17,8 @@ t.test('host names from Host headers', async (t) => {
   for (const [header, name] of table) t.equal(hostName(header), name, header)
   for (const host of ['localhost', 'app.localhost', '127.0.0.1', '127.1.2.3', '::1', '[::1]', '::ffff:127.0.0.1']) t.ok(isLoopback(host), host)
   for (const host of ['0.0.0.0', '10.0.0.1', 'localhost.evil.com', '::', '128.0.0.1']) t.notOk(isLoopback(host), host)
+  // Not addresses at all: a name that looks like one must not pass as loopback.
+  for (const host of ['127.0.0.256', '127.999.0.1', '::ffff:127.0.0.300', '127.0.0.1.evil.com']) t.notOk(isLoopback(host), host)
 })
 
 t.test('which hosts are allowed (DNS rebinding)', async (t) => {
@@ -116,4 +118,32 @@ t.test('secret files: read, checked, reloaded; a bad new file keeps the old secr
   await inline.reload()
   t.ok(inline.identify(`Bearer ${SECRET}`), 'an inline secret has no file to reload')
   t.notOk(inline.identify(undefined))
+})
+
+t.test('the request target and Host (RFC 9112 §3.2): one Host, and an absolute target that agrees with it', async (t) => {
+  const head = (url: string, ...hosts: string[]): RequestHead => ({
+    url, rawHeaders: hosts.flatMap((host, i) => [i % 2 === 0 ? 'Host' : 'host', host]), headers: hosts.length === 0 ? {} : { host: hosts[0] }
+  })
+  const fine: Array<[string, RequestHead]> = [
+    ['origin form', head('/token', '127.0.0.1:8080')],
+    ['asterisk form', head('*', '127.0.0.1')],
+    ['absolute form naming the Host', head('http://127.0.0.1:8080/token', '127.0.0.1:8080')],
+    ['absolute form, default port and case', head('HTTP://LOCALHOST/token', 'localhost:80')],
+    ['no url (Node always has one)', { rawHeaders: ['Host', 'localhost'], headers: { host: 'localhost' } }]
+  ]
+  for (const [name, request] of fine) t.equal(checkRequestTarget(request), undefined, name)
+  const refused: Array<[string, RequestHead, string, RegExp]> = [
+    ['two Host headers', head('/token', '127.0.0.1', 'evil.example'), 'host', /2 Host headers/],
+    ['three', head('/token', 'a', 'b', 'c'), 'host', /3 Host headers/],
+    ['absolute form naming another authority', head('http://evil.example/token', '127.0.0.1'), 'host', /names "evil.example" but Host names "127.0.0.1"/],
+    ['another port', head('http://127.0.0.1:9/token', '127.0.0.1:8080'), 'host', /must agree/],
+    ['absolute form and no Host', head('http://127.0.0.1/token'), 'host', /must agree/],
+    ['another scheme', head('ftp://127.0.0.1/token', '127.0.0.1'), 'url', /path, or an http\(s\) URL/],
+    ['not a URL', head('token', '127.0.0.1'), 'url', /path, or an http\(s\) URL/]
+  ]
+  for (const [name, request, field, message] of refused) {
+    const error = checkRequestTarget(request)
+    t.match(error, { statusCode: 400, code: 'INVALID_PARAMETER', field }, name)
+    t.match(error?.message, message, name)
+  }
 })

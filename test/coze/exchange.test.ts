@@ -4,6 +4,7 @@ import t, { type Test } from 'tap'
 import { Agent, MockAgent } from 'undici'
 import { exchangeJwt, ExchangeError, scrub, type ExchangeHttp } from '../../src/coze/exchange.js'
 import { GRANT_TYPE } from '../../src/coze/variants.js'
+import { until } from '../fixtures/flush.js'
 
 type Handler = (request: IncomingMessage, response: ServerResponse, body: string) => void
 
@@ -28,7 +29,7 @@ async function scripted (t: Test, ...handlers: Handler[]): Promise<{ http: Excha
     await new Promise((resolve) => server.close(resolve))
   })
   const { port } = server.address() as AddressInfo
-  return { http: { baseUrl: `http://127.0.0.1:${port}/prefix`, dispatcher, headersTimeoutMs: 300, bodyTimeoutMs: 300, userAgent: 'test' }, seen }
+  return { http: { baseUrl: `http://127.0.0.1:${port}/prefix`, dispatcher, headersTimeoutMs: 300, bodyTimeoutMs: 300, exchangeTimeoutMs: 5_000, userAgent: 'test' }, seen }
 }
 
 const json = (status: number, body: unknown, headers: Record<string, string> = {}): Handler => (_request, response) => {
@@ -97,6 +98,7 @@ t.test('answers that are not tokens', async (t) => {
     ['200 without access_token', json(200, { expires_in: 1_900_000_000 }), { kind: 'bad_response' }, /without a string access_token/],
     ['200 with an empty token', json(200, { access_token: '', expires_in: 1_900_000_000 }), { kind: 'bad_response' }, /access_token/],
     ['200 with a fractional expires_in', json(200, { access_token: 'x', expires_in: 1.5 }), { kind: 'bad_response' }, /integer expires_in/],
+    ['200 with an expires_in beyond what a Date can hold', json(200, { access_token: 'x', expires_in: 8.64e12 + 1 }), { kind: 'bad_response', retryable: true }, /at most 8640000000000/],
     ['200 with expires_in as text', json(200, { access_token: 'x', expires_in: '1900000000' }), { kind: 'bad_response' }, /integer expires_in/],
     ['200 with an error body', json(200, { error_code: 'invalid_client', error_message: 'nope' }), { kind: 'refused', errorCode: 'invalid_client' }, /nope/],
     ['a huge body', (_q, r) => { r.writeHead(200); r.end('x'.repeat(70 * 1024)) }, { kind: 'bad_response' }, /larger than 65536 bytes/],
@@ -111,6 +113,30 @@ t.test('answers that are not tokens', async (t) => {
     t.match(error, expected, name)
     t.match((error as Error).message, message, name)
   }
+})
+
+t.test('an answer that drips its body is abandoned once the whole exchange outlasts its bound', async (t) => {
+  let closed = false
+  const { http } = await scripted(t, (_request, response) => {
+    response.writeHead(200, { 'content-type': 'application/json', 'x-tt-logid': 'DRIP' })
+    response.write('{')
+    // A byte every 50 ms: never a gap long enough for the body timeout (300 ms).
+    const drip = setInterval(() => response.write(' '), 50)
+    response.on('close', () => { clearInterval(drip); closed = true })
+  })
+  const started = performance.now()
+  const error = await attempt({ ...http, exchangeTimeoutMs: 500 }).catch((e: unknown) => e)
+  t.match(error, { kind: 'timeout', status: 200, logid: 'DRIP', retryable: true })
+  t.match((error as Error).message, /no complete answer within 500 ms \(abandoned\)/)
+  t.ok(performance.now() - started < 5_000, 'bounded')
+  await until(() => closed, 'the dripping connection to be cut')
+})
+
+t.test('the exchange bound covers the headers too, and keeps a Coze answer\'s own kind', async (t) => {
+  const { http } = await scripted(t, () => {})
+  const error = await attempt({ ...http, headersTimeoutMs: 5_000, exchangeTimeoutMs: 200 }).catch((e: unknown) => e)
+  t.match(error, { kind: 'timeout', status: undefined, logid: undefined })
+  t.match((error as Error).message, /within 200 ms/)
 })
 
 t.test('nobody listening: unreachable', async (t) => {

@@ -42,6 +42,11 @@ t.test('variants: the path and the body', async (t) => {
   t.equal(tokenPath({ ttl: 1, accountId: '7351' }), '/api/permission/oauth2/account/7351/token')
   t.equal(tokenPath({ ttl: 1, enterpriseId: 'volcano_2101*' }), '/api/permission/oauth2/enterprise_id/volcano_2101*/token')
   t.equal(tokenPath({ ttl: 1, enterpriseId: 'a/b' }), '/api/permission/oauth2/enterprise_id/a%2Fb/token', 'ids cannot change the path')
+  for (const dots of ['.', '..']) {
+    t.throws(() => tokenPath({ ttl: 1, enterpriseId: dots }), RangeError, `enterprise id ${dots}: a dot segment would rewrite the path`)
+    t.throws(() => tokenPath({ ttl: 1, accountId: dots }), RangeError, `account id ${dots}`)
+  }
+  t.equal(tokenPath({ ttl: 1, enterpriseId: '...' }), '/api/permission/oauth2/enterprise_id/.../token', 'three dots are a name')
   t.same(tokenBody({ ttl: 900 }), { grant_type: GRANT_TYPE, duration_seconds: 900 })
   t.same(tokenBody({ ttl: 60, scope: { a: 1 } }), { grant_type: GRANT_TYPE, duration_seconds: 60, scope: { a: 1 } })
 })

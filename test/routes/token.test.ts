@@ -296,9 +296,17 @@ t.test('bad input: 400 naming the field, Coze never asked', async (t) => {
     ['/token?session_name=', 'session_name', /session_name must not be empty/],
     [`/token?session_name=${long}`, 'session_name', /at most 256 characters/],
     ['/token?session_name=a%00b', 'session_name', /control characters/],
+    ['/token?session_name=a%C2%85b', 'session_name', /control characters/], // U+0085, a C1 line break
+    ['/token?session_name=a%C2%9Bb', 'session_name', /control characters/], // U+009B, a C1 escape
+    ['/token?session_name=a%E2%80%AEb', 'session_name', /bidirectional overrides/], // U+202E
+    ['/token?device_id=a%E2%81%A6b', 'device_id', /bidirectional overrides/], // U+2066
     ['/token?account_id=abc', 'account_id', /numeric/],
     ['/token?account_id=', 'account_id', /numeric/],
     ['/token?enterprise_id=a%20b', 'enterprise_id', /enterprise id/],
+    // Dot segments: `..` would send the request to /api/permission/oauth2/token (a developer token).
+    ['/token?enterprise_id=..', 'enterprise_id', /not \. or \.\./],
+    ['/token?enterprise_id=.', 'enterprise_id', /not \. or \.\./],
+    ['/token?enterprise_id=%2E%2E', 'enterprise_id', /not \. or \.\./],
     ['/token?device_id=a&custom_consumer=b', 'custom_consumer', /cannot be used together/],
     ['/token?format=xml', 'format', /one of: json, text/],
     ['/token?sesion_name=typo', 'sesion_name', /not a known parameter/]
@@ -318,6 +326,7 @@ t.test('bad input: 400 naming the field, Coze never asked', async (t) => {
     [{ session_context: { device_info: {} } }, 'session_context.device_info', /exactly one/],
     [{ session_context: { device_info: { device_id: 'a' } }, device_id: 'b' }, 'session_context', /cannot be used together/],
     [{ ttl: '900x' }, 'ttl', /integer/],
+    [{ enterprise_id: '..' }, 'enterprise_id', /not \. or \.\./],
     [{ unknown: 1 }, 'unknown', /not a known field/],
     [{ ttl: '900' }, 'ttl', /integer/],
     [[1, 2], 'body', /body must be a JSON object/]

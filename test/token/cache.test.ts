@@ -510,3 +510,67 @@ t.test('the exchange rate limit refuses new callers, never a refresh of a token 
   t.equal(calls.length, 2)
   t.equal(cache.stats.rateLimited, 1)
 })
+
+t.test('an absurd Retry-After is obeyed for at most 60 s, and never relayed to callers', async (t) => {
+  // 27.8 h, two days (an HTTP date), and a 20-digit value: each would lock callers out for that long.
+  for (const retryAfterMs of [100_000_000, 2 * 86_400_000, 1e23]) {
+    const { cache, clock, calls, steps } = setup({ retry: { maxAttempts: 4, budgetMs: 30_000 } })
+    steps.push(fail('rate_limited', { status: 429, retryAfterMs }))
+    const error = await cache.get(DEFAULT, 5_000).catch(answer)
+    t.match(error, { statusCode: 503, code: 'COZE_RATE_LIMITED' }, `${retryAfterMs} ms`)
+    t.ok((error as SidecarError).retryAfter! <= 60, `Retry-After relayed: ${String((error as SidecarError).retryAfter)} s`)
+    t.equal(calls.length, 1, 'no retry inside the 30 s budget: the capped wait is 60 s')
+    clock.advance(59_000)
+    t.ok(((await cache.get(DEFAULT, 5_000).catch(answer)) as SidecarError).retryAfter! <= 1, 'still backing off, for a second at most')
+    clock.advance(1_000)
+    t.equal((await cache.get(DEFAULT, 5_000)).accessToken, 'token-1', 'a minute later, a new exchange and a token')
+    t.equal(calls.length, 2)
+  }
+})
+
+t.test('callers refused by the exchange rate limit take no cache slot and evict nobody', async (t) => {
+  const clock = new FakeClock()
+  const { cache, calls } = setup({ clock, max: 40, rate: new TokenBucket({ perSecond: 0.001, burst: 40, clock }) })
+  const real = Array.from({ length: 40 }, (_, i): TokenRequest => ({ ttl: 900, sessionName: `real-${i}` }))
+  const first = await Promise.all(real.map((request) => cache.get(request, 5_000)))
+  let refused = 0
+  for (let i = 0; i < 2_000; i++) {
+    const error = await cache.get({ ttl: 900, sessionName: `invented-${i}` }, 5_000).catch(answer)
+    if ((error as SidecarError).code === 'EXCHANGE_RATE_LIMITED') refused++
+  }
+  t.equal(refused, 2_000, 'the flood is refused')
+  t.equal(cache.stats.evictions, 0, 'no real entry evicted')
+  t.equal(cache.size, 40)
+  const again = await Promise.all(real.map((request) => cache.get(request, 5_000)))
+  t.same(again.map((token) => token.accessToken), first.map((token) => token.accessToken), 'every real session still served from the cache')
+  t.equal(calls.length, 40, 'no new exchange for them')
+})
+
+t.test('Coze\'s Date behind the clock that made expires_in cannot make a token outlive it', async (t) => {
+  // Coze issues 900 s tokens whatever is asked; its Date header is an hour behind.
+  const clock = new FakeClock()
+  const { cache, calls, steps } = setup({ clock })
+  steps.push(async () => ({ accessToken: 'short', expiresIn: Math.floor(clock.now() / 1000) + 900, serverDate: clock.now() - 3_600_000 }))
+  const first = await cache.get({ ttl: 86_399 }, 5_000)
+  t.equal(first.accessToken, 'short')
+  // By our clock 900 s remain: margin 90 s, so it is no longer handed out after 810 s.
+  clock.advance(815_000)
+  const second = await cache.get({ ttl: 86_399 }, 5_000)
+  t.not(second.accessToken, 'short', 'not served past its real life (by Date alone it had 4,500 s)')
+  t.equal(calls.length, 2)
+})
+
+t.test('shed(): callers waiting for Coze are answered at once, later ones too; cached tokens are still served', async (t) => {
+  const { cache, steps } = setup()
+  const cached = await cache.get({ ttl: 900, sessionName: 'cached' }, 5_000)
+  const gate = held()
+  steps.push(gate.step)
+  const waiting = [cache.get(DEFAULT, 60_000), cache.get(DEFAULT, 60_000)].map((promise) => promise.catch(answer))
+  await until(gate.started, 'the exchange')
+  t.equal(cache.shed(), 2, 'two callers were waiting')
+  t.match(await Promise.all(waiting), [{ code: 'SHUTTING_DOWN', statusCode: 503, retryAfter: 1 }, { code: 'SHUTTING_DOWN' }])
+  t.match(await cache.get({ ttl: 900, sessionName: 'later' }, 60_000).catch(answer), { code: 'SHUTTING_DOWN' }, 'a later miss does not wait')
+  t.equal((await cache.get({ ttl: 900, sessionName: 'cached' }, 5_000)).accessToken, cached.accessToken, 'a hit is still served')
+  t.equal(cache.shed(), 0)
+  gate.release()
+})

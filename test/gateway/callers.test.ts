@@ -1,0 +1,53 @@
+/**
+ * The gateway under per-caller rules (SIDECAR_CALLERS_FILE): a narrow caller may call only its
+ * path, with its sessions, its ttl and its credential; a broad one anything; a refusal is a 403
+ * naming the rule, logged with the caller's name and never reaching Coze.
+ */
+import t from 'tap'
+import { request } from 'undici'
+import { BROAD_SECRET, NARROW_SECRET, OTHER_SECRET, bearer, writeCallers } from '../fixtures/callers.js'
+import { tempDir } from '../fixtures/harness.js'
+import { gatewayLines, startGateway } from '../fixtures/gateway.js'
+
+t.test('a narrow caller through the gateway: its path, its sessions, its defaults; refusals name the rule', async (t) => {
+  const dir = tempDir(t)
+  const { emulator, sidecar, url } = await startGateway(t, { SIDECAR_CALLERS_FILE: writeCallers(dir) })
+  const call = async (path: string, secret: string, headers: Record<string, string> = {}, body: object = { bot_id: 'b', user_id: 'u', additional_messages: [] }) => {
+    const answer = await request(`${url}${path}`, { method: 'POST', headers: { ...bearer(secret), 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) })
+    return { status: answer.statusCode, body: await answer.body.json() as Record<string, unknown> }
+  }
+  const before = emulator.state.api.calls.length
+
+  const allowed = await call('/v3/chat', NARROW_SECRET, { 'x-coze-session-name': 'billing-7' })
+  t.equal(allowed.status, 200, 'its path, one of its sessions')
+  const minted = emulator.state.records.at(-1)
+  t.match(minted, { claims: { session_name: 'billing-7' }, body: { duration_seconds: 600 } }, 'a token for that session, at most its max_ttl')
+  t.equal(emulator.state.api.calls.length, before + 1)
+
+  const table: Array<[string, string, Record<string, string>, string]> = [
+    ['/v1/files/upload', NARROW_SECRET, {}, 'path'],
+    ['/v3/chat', NARROW_SECRET, { 'x-coze-session-name': 'ops-1' }, 'session_name'],
+    ['/v3/chat', NARROW_SECRET, { 'x-coze-account-id': '7351' }, 'account_id'],
+    ['/apps/default/sessions/ops-2/v3/chat', NARROW_SECRET, {}, 'session_name'],
+    ['/v3/chat', OTHER_SECRET, {}, 'app']
+  ]
+  for (const [path, secret, headers, field] of table) {
+    const refused = await call(path, secret, headers)
+    t.equal(refused.status, 403, `${path} ${JSON.stringify(headers)}`)
+    t.match(refused.body, { code: 'CALLER_NOT_ALLOWED', field }, field)
+    t.notMatch(JSON.stringify(refused.body), new RegExp(NARROW_SECRET), 'never the secret')
+  }
+  t.equal(emulator.state.api.calls.length, before + 1, 'no refusal reached Coze')
+
+  const broad = await call('/v3/chat', BROAD_SECRET, { 'x-coze-session-name': 'anyone', 'x-coze-account-id': '7351' })
+  t.equal(broad.status, 200, 'a broad caller: any session, any account')
+  const unknown = await call('/v3/chat', 'not-a-caller-secret-0123456789')
+  t.equal(unknown.status, 401)
+
+  const lines = gatewayLines(sidecar)
+  t.ok(lines.some((line) => line.caller === 'narrow' && line.status === 200), 'gateway lines name the caller')
+  t.ok(lines.some((line) => line.caller === 'broad'))
+  t.match(sidecar.logs.containing('caller not allowed'), [/"caller":"narrow","reason":"path"/, /"reason":"session_name"/, /"reason":"account_id"/, /"reason":"session_name"/, /"caller":"other","reason":"app"/])
+  for (const secret of [NARROW_SECRET, BROAD_SECRET, OTHER_SECRET]) t.equal(sidecar.logs.containing(secret).length, 0, 'no secret in the logs')
+  t.match((await sidecar.app.inject('/metrics')).body, /coze_token_caller_refusals_total\{caller="narrow",reason="path"\} 1/)
+})
