@@ -213,19 +213,22 @@ const sidecar = await startSidecar()
 const bare = await startBare()
 await fetchText(`${sidecar.address}/token`)
 
-/** Alternating rounds of `a` and `b` after a warm-up of each; the median round of each. */
-async function alternate (a, b) {
-  await autocannon({ url: a.url, connections, duration: 2, headers: a.headers ?? {} })
-  await autocannon({ url: b.url, connections, duration: 2, headers: b.headers ?? {} })
-  const rounds = { a: [], b: [] }
+/** Alternating rounds of `a`, `b` (and `c`) after a warm-up of each; the median round of each. */
+async function alternate (a, b, c) {
+  const targets = { a, b, ...(c === undefined ? {} : { c }) }
+  for (const target of Object.values(targets)) await autocannon({ url: target.url, connections, duration: 2, headers: target.headers ?? {} })
+  const rounds = Object.fromEntries(Object.keys(targets).map((key) => [key, []]))
   for (let round = 0; round < ROUNDS; round++) {
-    rounds.a.push(await load(a.url, a.headers))
-    rounds.b.push(await load(b.url, b.headers))
+    for (const [key, target] of Object.entries(targets)) rounds[key].push(await load(target.url, target.headers))
   }
-  return { a: medianBy(rounds.a, 'rps'), b: medianBy(rounds.b, 'rps'), rounds }
+  return { ...Object.fromEntries(Object.keys(targets).map((key) => [key, medianBy(rounds[key], 'rps')])), rounds }
 }
 
-const cached = await alternate({ url: `${bare.address}/token` }, { url: `${sidecar.address}/token` })
+// The sidecar with the semi-space flag too, so that its cost in requests/s is measured beside its saving.
+const flagged = await startFlagged()
+await fetchText(`${flagged.address}/token`)
+const cached = await alternate({ url: `${bare.address}/token` }, { url: `${sidecar.address}/token` }, { url: `${flagged.address}/token` })
+await stop(flagged)
 
 // The same sidecar with a callers file: 20 callers (every request hashes its secret and compares it
 // with each digest), the one measured limited to billing-* sessions and 600 s.
@@ -581,8 +584,9 @@ ${ROUNDS} alternating rounds of ${duration} s; the median round of each (latency
 | --- | ---: | ---: | ---: | ---: | ---: | ---: |
 ${row('bare Fastify route', cached.a)}
 ${row('sidecar `GET /token` (cached)', cached.b)}
+${row(`sidecar with \`${SEMI_SPACE_FLAG}\``, cached.c)}
 
-Every round (req/s): bare ${list(cached.rounds.a.map((r) => r.rps))}; sidecar ${list(cached.rounds.b.map((r) => r.rps))}.
+Every round (req/s): bare ${list(cached.rounds.a.map((r) => r.rps))}; sidecar ${list(cached.rounds.b.map((r) => r.rps))}; with the flag ${list(cached.rounds.c.map((r) => r.rps))}.
 
 ## A caller's rules on every request
 
