@@ -44,10 +44,29 @@ t.test('a narrow caller through the gateway: its path, its sessions, its default
   const unknown = await call('/v3/chat', 'not-a-caller-secret-0123456789')
   t.equal(unknown.status, 401)
 
+  const withAccount = await call('/v3/chat', BROAD_SECRET, { 'x-coze-enterprise-id': 'volcano_210195' })
+  t.not(withAccount.status, 403, 'a broad caller may name an enterprise')
+
   const lines = gatewayLines(sidecar)
   t.ok(lines.some((line) => line.caller === 'narrow' && line.status === 200), 'gateway lines name the caller')
   t.ok(lines.some((line) => line.caller === 'broad'))
   t.match(sidecar.logs.containing('caller not allowed'), [/"caller":"narrow","reason":"path"/, /"reason":"session_name"/, /"reason":"account_id"/, /"reason":"session_name"/, /"caller":"other","reason":"app"/])
   for (const secret of [NARROW_SECRET, BROAD_SECRET, OTHER_SECRET]) t.equal(sidecar.logs.containing(secret).length, 0, 'no secret in the logs')
   t.match((await sidecar.app.inject('/metrics')).body, /coze_token_caller_refusals_total\{caller="narrow",reason="path"\} 1/)
+})
+
+t.test('the service\'s default account counts as asked for, through the gateway as on /token', async (t) => {
+  const dir = tempDir(t)
+  const { emulator, url } = await startGateway(t, { SIDECAR_CALLERS_FILE: writeCallers(dir, { accounts: ['7351'] }), COZE_ACCOUNT_ID: '7351' })
+  const chat = async (secret: string) => (await request(`${url}/v3/chat`, {
+    method: 'POST', headers: { ...bearer(secret), 'content-type': 'application/json', 'x-coze-session-name': 'billing-1' }, body: JSON.stringify({ bot_id: 'b', user_id: 'u' })
+  })).statusCode
+  t.equal(await chat(NARROW_SECRET), 200, 'the narrow caller may use account 7351')
+  t.match(emulator.state.records.at(-1), { path: '/api/permission/oauth2/account/7351/token' })
+  const other = await startGateway(t, { SIDECAR_CALLERS_FILE: writeCallers(tempDir(t)), COZE_ACCOUNT_ID: '7351' })
+  const refused = await request(`${other.url}/v3/chat`, {
+    method: 'POST', headers: { ...bearer(NARROW_SECRET), 'content-type': 'application/json', 'x-coze-session-name': 'billing-1' }, body: '{}'
+  })
+  t.equal(refused.statusCode, 403)
+  t.match(await refused.body.json(), { code: 'CALLER_NOT_ALLOWED', field: 'account_id' }, 'a caller without accounts may not use the default account')
 })
