@@ -3,9 +3,11 @@
  * path, with its sessions, its ttl and its credential; a broad one anything; a refusal is a 403
  * naming the rule, logged with the caller's name and never reaching Coze.
  */
+import { mkdirSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
 import t from 'tap'
 import { request } from 'undici'
-import { BROAD_SECRET, NARROW_SECRET, OTHER_SECRET, bearer, writeCallers } from '../fixtures/callers.js'
+import { BROAD_SECRET, NARROW_SECRET, OTHER_SECRET, bearer, sha256, writeCallers } from '../fixtures/callers.js'
 import { tempDir } from '../fixtures/harness.js'
 import { gatewayLines, startGateway } from '../fixtures/gateway.js'
 
@@ -69,4 +71,25 @@ t.test('the service\'s default account counts as asked for, through the gateway 
   })
   t.equal(refused.statusCode, 403)
   t.match(await refused.body.json(), { code: 'CALLER_NOT_ALLOWED', field: 'account_id' }, 'a caller without accounts may not use the default account')
+})
+
+t.test('a static token through the gateway: the caller\'s app and path rules still apply', async (t) => {
+  const dir = tempDir(t)
+  const folder = join(dir, 'creds')
+  mkdirSync(folder)
+  writeFileSync(join(folder, 'pat.json'), JSON.stringify({ client_type: 'static_token', access_token: 'pat_0123456789abcdefghij' }))
+  writeFileSync(join(dir, 'callers.json'), JSON.stringify({
+    callers: { tool: { secret_sha256: sha256(NARROW_SECRET), apps: ['pat'], gateway: ['/v1/users/*'] } }
+  }))
+  const { emulator, url } = await startGateway(t, { SIDECAR_CALLERS_FILE: join(dir, 'callers.json'), COZE_OAUTH_CONFIG_DIR: folder })
+  const get = async (path: string) => {
+    const answer = await request(`${url}${path}`, { headers: { ...bearer(NARROW_SECRET), 'x-coze-app': 'pat' } })
+    return { status: answer.statusCode, body: await answer.body.text() }
+  }
+  const seen = await get('/v1/users/me')
+  t.not(seen.status, 403, 'its app and its path')
+  t.ok(emulator.state.api.calls.some((call) => call.authorization === 'Bearer pat_0123456789abcdefghij'), 'the static token went to Coze')
+  const refused = await get('/v1/workspaces')
+  t.equal(refused.status, 403)
+  t.match(JSON.parse(refused.body), { code: 'CALLER_NOT_ALLOWED', field: 'path' })
 })
