@@ -449,7 +449,7 @@ async function warnIfExposed (file: string | undefined, setting: string, warning
 }
 
 /** An API base: http(s), nothing but scheme, host, port and path. */
-export function parseBase (value: string, problem: (message: string) => ConfigError = (message) => new ConfigError('COZE_API_BASE', message)): URL {
+export function parseBase (value: string, problem: (message: string) => ConfigError): URL {
   let url: URL
   try {
     url = new URL(value)

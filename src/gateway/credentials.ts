@@ -9,7 +9,6 @@
  */
 import type { TokenRequest } from '../coze/variants.js'
 import type { Credential } from '../credentials/credential.js'
-import { toSidecarError } from '../errors.js'
 
 export interface GatewayTokens {
   /** A valid token for `request` (cached, or from Coze within `deadlineMs`); throws the sidecar's errors. */
@@ -68,12 +67,8 @@ export function registryCredentials (registry: CredentialSource, wsBase?: URL): 
   const views = new WeakMap<Credential, GatewayCredential>()
   return {
     resolve: (app) => {
-      let credential: Credential
-      try {
-        credential = registry.select(app)
-      } catch (error) {
-        throw toSidecarError(error) ?? error
-      }
+      // A SelectionError for an unknown name: the plugin answers it as the 400 naming `app`.
+      const credential = registry.select(app)
       let view = views.get(credential)
       if (view === undefined || view.apiBase.href !== new URL(credential.spec.apiBase).href) {
         view = viewOf(credential, credential.name === 'default' ? wsBase : undefined)

@@ -15,6 +15,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fastifyWebsocket from '@fastify/websocket'
 import { pipeline } from 'node:stream'
 import type { Caller } from '../access/callers.js'
+import { askOf } from '../access/authorize.js'
 import { authorizeCall } from '../access/guard.js'
 import { admit } from '../access/rules.js'
 import { viaUnixSocket } from '../listen.js'
@@ -135,22 +136,19 @@ export async function gatewayPlugin (scope: FastifyInstance, options: GatewayPlu
     // The caller's rights (SIDECAR_CALLERS_FILE): the app, the session, the account or enterprise,
     // the ttl and the Coze path, with the caller's own defaults for what the request leaves out.
     const caller = request.caller as Caller
-    let input = selection.input
     if (!caller.all && credential.source.spec.kind === 'jwt') {
-      const ask = authorizeCall(scope, request, caller, {
+      // The caller's defaults first (its session, its ttl), then its rights over the token request
+      // as made: the service's default account or enterprise counts as asked for, as on /token.
+      const input = selection.input
+      const ask = askOf(caller, { app: credential.name, ...(input.session_name === undefined ? {} : { sessionName: input.session_name }) }, credential.defaultRequest.ttl)
+      const tokenRequest = selectionRequest({ ...selection, input: { ...input, ttl: ask.ttl, ...(ask.sessionName === undefined ? {} : { session_name: ask.sessionName }) } }, credential.source)
+      authorizeCall(scope, request, caller, {
         app: credential.name,
-        ...(input.session_name === undefined ? {} : { sessionName: input.session_name }),
-        ...(input.account_id === undefined ? {} : { accountId: input.account_id }),
-        ...(input.enterprise_id === undefined ? {} : { enterpriseId: input.enterprise_id }),
-        path: target.path
+        path: target.path,
+        ...(tokenRequest.sessionName === undefined ? {} : { sessionName: tokenRequest.sessionName }),
+        ...(tokenRequest.accountId === undefined ? {} : { accountId: tokenRequest.accountId }),
+        ...(tokenRequest.enterpriseId === undefined ? {} : { enterpriseId: tokenRequest.enterpriseId })
       }, credential.defaultRequest.ttl)
-      input = { ...input, ttl: ask.ttl, ...(ask.sessionName === undefined ? {} : { session_name: ask.sessionName }) }
-      const tokenRequest = selectionRequest({ ...selection, input }, credential.source)
-      // The service's default account or enterprise counts as asked for, as on /token.
-      const implied = { accountId: tokenRequest.accountId, enterpriseId: tokenRequest.enterpriseId }
-      if (implied.accountId !== input.account_id || implied.enterpriseId !== input.enterprise_id) {
-        authorizeCall(scope, request, caller, { app: credential.name, ...strip(implied), path: target.path, ...(tokenRequest.sessionName === undefined ? {} : { sessionName: tokenRequest.sessionName }) }, credential.defaultRequest.ttl)
-      }
       return { credential, tokenRequest, target, state }
     }
     if (!caller.all) authorizeCall(scope, request, caller, { app: credential.name, path: target.path }, credential.defaultRequest.ttl)
@@ -184,14 +182,6 @@ export async function gatewayPlugin (scope: FastifyInstance, options: GatewayPlu
         bridgeWebSocket(socket, state.socket as OpenedUpstream, upstream)
       }
     })
-  }
-}
-
-/** The fields that are set. */
-function strip (ids: { accountId: string | undefined, enterpriseId: string | undefined }): { accountId?: string, enterpriseId?: string } {
-  return {
-    ...(ids.accountId === undefined ? {} : { accountId: ids.accountId }),
-    ...(ids.enterpriseId === undefined ? {} : { enterpriseId: ids.enterpriseId })
   }
 }
 

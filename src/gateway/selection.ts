@@ -11,7 +11,7 @@ import type { IncomingHttpHeaders } from 'node:http'
 import { Ajv, type ErrorObject } from 'ajv'
 import type { TokenRequest } from '../coze/variants.js'
 import type { Credential } from '../credentials/credential.js'
-import { details, errors, isSidecarError, toSidecarError, type SidecarError } from '../errors.js'
+import { details, errors, toSidecarError, type SidecarError } from '../errors.js'
 import { selectorQuerySchema, type TokenInput } from '../routes/schemas.js'
 import { toTokenRequest } from '../routes/token.js'
 import type { PrefixSelection } from './paths.js'
@@ -112,13 +112,15 @@ export function selectionRequest (selection: Selection, credential: Pick<Credent
   try {
     return toTokenRequest(selection.input, credential)
   } catch (error) {
-    throw relabel(toSidecarError(error) ?? error, selection)
+    throw relabel(error, selection)
   }
 }
 
 /** A 400 about `app` or another field, named as the caller wrote it. */
-export function relabel (error: unknown, selection: Selection): unknown {
-  if (!isSidecarError(error) || error.field === undefined) return error
+export function relabel (caught: unknown, selection: Selection): unknown {
+  // The registry's and the routes' errors alike: a SelectionError becomes its 400 here.
+  const error = toSidecarError(caught)
+  if (error?.field === undefined) return caught
   const label = selection.labels[error.field as Field]
   if (label === undefined || label === error.field) return error
   error.field = label

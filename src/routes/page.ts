@@ -113,6 +113,7 @@ export async function pageRoutes (app: FastifyInstance, options: PageRoutesOptio
       apiBase: spec.apiBase,
       defaultRequest: credential.defaultRequest,
       demo: config.demo,
+      gateway: config.settings.SIDECAR_GATEWAY === 'on',
       authRequired,
       ...(current === undefined ? {} : { current }),
       host: request.headers.host as string, // the guard refuses requests without one

@@ -45,6 +45,8 @@ export interface PageModel {
   authRequired: boolean
   /** The default request's token, or why there is none. Absent when `authRequired`. */
   current?: { token: TokenView } | { error: ErrorView }
+  /** Coze's API is served through the sidecar (`SIDECAR_GATEWAY`): the page shows how. */
+  gateway?: boolean
   /** The `Host` the page was asked for (already checked against the allow-list), for the curl line. */
   host: string
   version: string
@@ -181,6 +183,15 @@ function appPicker (model: PageModel): SafeHtml {
       </form>`
 }
 
+/** The same call made by the sidecar itself (the gateway): the base-URL prefix picks the credential. */
+function throughSidecar (model: PageModel, curlAuth: string): SafeHtml {
+  const prefix = model.apps.length > 1 ? `apps/${model.app}/` : ''
+  return html`
+
+# or let the sidecar call Coze with the right token (any SDK's base URL works the same way):
+curl -s${curlAuth} 'http://${model.host}/${prefix}v1/workspaces'`
+}
+
 /** The whole page. */
 export function renderPage (model: PageModel): SafeHtml {
   const curlAuth = model.authRequired ? ' -H "Authorization: Bearer $SIDECAR_AUTH_TOKEN"' : ''
@@ -225,7 +236,7 @@ export function renderPage (model: PageModel): SafeHtml {
     <section class="card" aria-labelledby="use-heading">
       <h2 id="use-heading">Use it</h2>
       <pre><code>TOKEN=$(curl -s${curlAuth}${model.authRequired ? ' \\\n ' : ''} 'http://${model.host}/token?${model.apps.length > 1 ? `app=${model.app}&` : ''}format=text')
-curl -H "Authorization: Bearer $TOKEN" ${model.apiBase}/v1/workspaces</code></pre>
+curl -H "Authorization: Bearer $TOKEN" ${model.apiBase}/v1/workspaces${model.gateway === true ? throughSidecar(model, curlAuth) : ''}</code></pre>
     </section>
   </main>
 </body>

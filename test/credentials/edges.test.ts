@@ -47,7 +47,8 @@ t.test('the registry: the default app removed, a refused file not reported twice
   const dir = tempDir(t)
   writeFileSync(join(dir, 'a.json'), consoleFile(emulator))
   writeFileSync(join(dir, 'b.json'), consoleFile(emulator))
-  const { app, logs } = await start(t, { COZE_OAUTH_CONFIG_DIR: dir, SIDECAR_DEFAULT_APP: 'a' })
+  const cwd = tempDir(t)
+  const { app, logs } = await start(t, { COZE_OAUTH_CONFIG_DIR: dir, SIDECAR_DEFAULT_APP: 'a' }, { cwd })
   t.equal((await app.inject('/token')).statusCode, 200)
 
   rmSync(join(dir, 'a.json'))
@@ -64,6 +65,14 @@ t.test('the registry: the default app removed, a refused file not reported twice
   t.equal(await app.credentials.poll(), true, 'b reloaded; c.json, still broken and unchanged, is skipped')
   t.match(logs.containing('credential reloaded').at(-1), /"app":"b".*"kind":"static"/)
   t.equal((await app.inject('/token?app=b&format=text')).body, 'pat_0123456789abcdef', 'a JWT app that became a static token')
+
+  t.equal(app.shedWaiting(), 0, 'nobody waits for a static token')
+
+  // The single-app settings appear at run time (a console file dropped in the working folder).
+  writeFileSync(join(cwd, 'coze_oauth_config.json'), consoleFile(emulator))
+  await app.credentials.reload()
+  t.match(logs.containing('credential added').at(-1), /"app":"default"/)
+  t.same(app.credentials.names(), ['b', 'c', 'default'].filter((name) => name !== 'c'))
 
   await app.close()
   t.equal(await app.credentials.poll(), true, 'a poll after close does nothing')
@@ -104,6 +113,8 @@ t.test('callers without apps when no credential is the default; a narrow caller 
   t.match(refused.json(), { statusCode: 403, code: 'CALLER_NOT_ALLOWED', field: 'app', message: 'caller narrow may not use app "a" (it may use no app)' })
   t.notMatch(refused.body, /pat/, 'the refusal names no other credential')
   t.same((await app.inject({ url: '/token/rights', headers: bearer(NARROW_SECRET) })).json().apps, [], 'no default: no app')
+  const single = await start(t, { COZE_APP_ID: APP_ID, COZE_KEY_ID: KID, COZE_PRIVATE_KEY: keys.pkcs8, COZE_API_BASE: emulator.url, SIDECAR_CALLERS_FILE: callers })
+  t.same((await single.app.inject({ url: '/token/rights', headers: bearer(NARROW_SECRET) })).json().apps, ['default'], 'apps absent: the default credential, by name')
 
   writeFileSync(callers, JSON.stringify({ callers: { narrow: { secret_sha256: sha256(NARROW_SECRET), apps: ['pat'], defaults: { app: 'pat' } } } }))
   await app.close()

@@ -134,7 +134,7 @@ t.test('the credential seam: ws base, unknown apps, dropping only the failed tok
   t.equal(view.wsBase.href, 'wss://ws.example/', 'COZE_WS_BASE is the default credential\'s')
   t.equal(resolver.resolve('com').wsBase.href, 'wss://ws.coze.com/', 'the others derive theirs')
   t.equal(registryCredentials(registry).resolve(undefined).wsBase.href, 'wss://ws.coze.cn/')
-  t.throws(() => resolver.resolve('other'), { code: 'INVALID_PARAMETER', field: 'app', message: 'app "other" is not configured' })
+  t.throws(() => resolver.resolve('other'), { name: 'SelectionError', field: 'app', message: 'app "other" is not configured' }, 'the registry\'s SelectionError, answered as a 400 by the plugin')
   view.tokens.delete({ ttl: 900 }, 'czs_old')
   t.same(deleted, [], 'a token already replaced is not dropped again')
   view.tokens.delete({ ttl: 900 }, 'czs_a')

@@ -91,3 +91,12 @@ t.test('renderPage: everything from outside is escaped', async (t) => {
   t.match(page, '<code id="coze-logid">&quot;&gt;&lt;script&gt;alert(1)&lt;/script&gt;</code>')
   t.match(page, '<dd id="coze-message">onmouseover=&quot;alert(1)&quot;')
 })
+
+t.test('the "Use it" box shows the call through the sidecar when the gateway is on', async (t) => {
+  const off = renderPage(model()).value
+  t.notMatch(off, /let the sidecar call Coze/)
+  const on = renderPage(model({ gateway: true })).value
+  t.match(on, /curl -s 'http:\/\/127\.0\.0\.1:8080\/v1\/workspaces'/)
+  const several = renderPage(model({ gateway: true, apps: ['cn', 'com'], app: 'com' })).value
+  t.match(several, /'http:\/\/127\.0\.0\.1:8080\/apps\/com\/v1\/workspaces'/, 'the picked credential, as a base-URL prefix')
+})
