@@ -289,6 +289,31 @@ const fill = await fillNames(filled.address, NAMES, checkpoints, async (done) =>
   rssPoints.push({ tokens: done, rss: rssOf(filled.child.pid) })
 })
 await stop(filled)
+// The live heap per entry, after a forced GC: TokenCache alone in a process of its own (with
+// --expose-gc, which a user's process does not need), tokens shaped as the emulator's, and the
+// JSON the route keeps per token. RSS above shows what V8 lets the heap grow to meanwhile.
+const heapProbe = await new Promise((resolve, reject) => {
+  execFile(process.execPath, ['--expose-gc', '--input-type=module', '-e', `
+    import { TokenCache } from '${new URL('../dist/token/cache.js', import.meta.url).href}'
+    import { systemClock } from '${new URL('../dist/clock.js', import.meta.url).href}'
+    const N = ${NAMES}
+    let n = 0
+    const json = new WeakMap()
+    const cache = new TokenCache({ clock: systemClock, max: N + 1, mint: async () => ({ accessToken: 'czs_' + crypto.randomUUID().replaceAll('-', '') + (n++).toString(36), expiresIn: Math.floor(Date.now() / 1000) + 900 }) })
+    async function fill (from, to) {
+      for (let i = from; i < to; i += 1000) {
+        const tokens = await Promise.all(Array.from({ length: Math.min(1000, to - i) }, (_, j) => { const r = { ttl: 900 }; r.sessionName = 'user-' + (i + j); return cache.get(r, 5000) }))
+        for (const token of tokens) json.set(token, JSON.stringify({ access_token: token.accessToken, token_type: 'Bearer', expires_in: token.expiresIn, expires_at: token.expiresAt }))
+      }
+    }
+    const heap = () => { globalThis.gc(); globalThis.gc(); return process.memoryUsage().heapUsed }
+    await fill(0, N / 2)
+    const half = heap()
+    await fill(N / 2, N)
+    console.log(JSON.stringify({ bytesPerEntry: (heap() - half) / (N / 2) }))
+    cache.close()
+  `], (error, stdout) => error === null ? resolve(JSON.parse(stdout)) : reject(error))
+})
 const half = rssPoints.find((point) => point.tokens === checkpoints[2])
 const all = rssPoints.at(-1)
 const perTokenKiB = ((all.rss - half.rss) * 1024) / (all.tokens - half.tokens)
@@ -539,6 +564,7 @@ container's memory as \`docker stats\` shows it:
 | idle, after the first token | ${mib(container.idle.rss)} | ${container.idle.cgroup} |
 | ${NAMES.toLocaleString('en')} cached tokens | ${mib(container.full.rss)} | ${container.full.cgroup} |
 
+Per cached token under the limit: ${(((container.full.rss - container.idle.rss) * 1024) / NAMES).toFixed(2)} KiB of RSS (V8 sizes its heap to the container's memory, so it collects sooner than on the host).
 ${container.fill.failed} of ${NAMES.toLocaleString('en')} requests failed; OOM-killed: ${container.oomKilled ? '**yes**' : 'no'}; still running: ${container.running ? 'yes' : '**no**'}.`
 
 const cpus = os.cpus()
@@ -562,6 +588,7 @@ alternating rounds, and the medians are compared. Run-to-run drift is 10 % or mo
 | idle RSS after the first token (\`node dist/server.js\` vs bare Fastify) | ${mib(startFigures.sidecarRss)} | ${mib(startFigures.bareRss)} | ${x(ratio.idle)} | ≤ 1.15× |
 | start to the first \`/token\` answer, its exchange included | ${ms(startFigures.sidecarMs)} | ${ms(startFigures.bareMs)} | ${x(ratio.start)} | ≤ 1.5× |
 | RSS per cached token, slope from ${checkpoints[2].toLocaleString('en')} to ${NAMES.toLocaleString('en')} session names | ${perTokenKiB.toFixed(2)} KiB | target 1.5 KiB | ${x(ratio.perToken)} of the target | ≤ 1.5 KiB |
+| live heap per cached token after a forced GC (TokenCache and the route's JSON, same slope) | ${(heapProbe.bytesPerEntry / 1024).toFixed(2)} KiB | target 1.5 KiB | ${x(heapProbe.bytesPerEntry / 1024 / 1.5)} of the target | |
 | cached \`GET /token\`, requests/s vs the bare route with the same body | ${cached.b.rps.toFixed(0)} | ${cached.a.rps.toFixed(0)} | ${x(ratio.cached)} | ≥ 1.0× |
 | gateway JSON requests/s vs a bare \`@fastify/reply-from\` proxy | ${gatewayJson.b.rps.toFixed(0)} | ${gatewayJson.a.rps.toFixed(0)} | ${x(ratio.gateway)} | ≥ 0.90× |
 | gateway SSE per-event latency added at p99 (vs the upstream directly) | ${(percentile(trips.gateway, 0.99) - percentile(trips.direct, 0.99)).toFixed(2)} ms | proxy ${(percentile(trips.proxy, 0.99) - percentile(trips.direct, 0.99)).toFixed(2)} ms | | ≤ 5 ms |
