@@ -17,8 +17,6 @@ import { resolve } from 'node:path'
 import Fastify from 'fastify'
 import type { Clock } from './clock.js'
 import type { Env } from './config.js'
-import { cozeEmulator } from './emulator/plugin.js'
-import { consoleFingerprint } from './emulator/state.js'
 import { loadOrCreateKey, newKey } from './key-file.js'
 
 /** The demo's OAuth app id (the emulator CLI's default too). */
@@ -87,6 +85,8 @@ export async function startDemo (options: DemoOptions): Promise<Demo> {
     keyFile = undefined
     warning = `demo mode: cannot write ${file} (${code}); the demo key is kept in memory and is new at every start`
   }
+  // The emulator is loaded only here: a service that is not a demo never pays for it (issue 12).
+  const [{ cozeEmulator }, { consoleFingerprint }] = await Promise.all([import('./emulator/plugin.js'), import('./emulator/state.js')])
   const publicKey = createPublicKey(privateKey)
   const kid = consoleFingerprint(publicKey)
 

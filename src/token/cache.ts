@@ -15,9 +15,10 @@ import { createHash } from 'node:crypto'
 import { setMaxListeners } from 'node:events'
 import { LRUCache } from 'lru-cache'
 import stringify from 'safe-stable-stringify'
-import { sleep, type Clock, type Timer } from '../clock.js'
+import { sleep, type Clock } from '../clock.js'
 import { ExchangeError, type IssuedToken } from '../coze/exchange.js'
 import { variantOf, type TokenRequest, type Variant } from '../coze/variants.js'
+import { Deadlines } from './deadlines.js'
 import { TokenError } from './errors.js'
 import {
   coolDown, DEFAULT_RETRY, obeyedRetryAfter, refreshAfter, retryDelay, serveMargin, staleFloor, tokenLifetime, type RetryPolicy
@@ -87,21 +88,28 @@ export interface CacheStats {
   rateLimited: number
 }
 
-interface Held {
-  accessToken: string
-  expiresIn: number
-  expiresAt: string
-  /** What callers get, made once per token: fresh, and stale while a refresh fails. */
-  fresh: ServedToken
-  stale: ServedToken
-  /** Monotonic ms: when the request that got it was sent. */
-  mintedAt: number
-  /** Monotonic ms: handed out until then. */
-  serveUntil: number
-  /** Monotonic ms: served stale until then, if refreshing fails. */
-  staleUntil: number
-  /** Monotonic ms: refreshed in the background from then on, if it is in use. */
-  refreshAt: number
+/**
+ * One token and its deadlines. A class, so that every token has the same hidden class; the stale
+ * copy is made only when a token is first served stale, since most never are.
+ */
+class Held {
+  /** The copy served while a refresh fails, made on first need. */
+  stale: ServedToken | undefined = undefined
+  constructor (
+    /** What callers get, made once per token. */
+    readonly fresh: ServedToken,
+    /** Monotonic ms: handed out until then. */
+    readonly serveUntil: number,
+    /** Monotonic ms: served stale until then, if refreshing fails. */
+    readonly staleUntil: number,
+    /** Monotonic ms: refreshed in the background from then on, if it is in use. */
+    readonly refreshAt: number
+  ) {}
+
+  staleCopy (): ServedToken {
+    this.stale ??= Object.freeze({ ...this.fresh, stale: true })
+    return this.stale
+  }
 }
 
 /** Told of every failed attempt that will be retried, and when the retry starts. */
@@ -118,19 +126,25 @@ interface Flight {
   caller?: string
 }
 
-interface Entry {
-  readonly key: string
-  readonly request: TokenRequest
-  token?: Held
+/**
+ * One distinct request. A class whose fields are all set in the constructor and never deleted:
+ * an object literal that gains and loses optional fields falls into V8's dictionary mode, which
+ * cost about 1 KiB per entry.
+ */
+class Entry {
+  token: Held | undefined = undefined
   /** Whether the current token was handed out from the cache since it arrived. */
-  usedFromCache: boolean
-  flight?: Flight
+  usedFromCache = false
+  flight: Flight | undefined = undefined
   /** Consecutive exchanges that failed all their attempts. */
-  failures: number
-  lastError?: ExchangeError
+  failures = 0
+  lastError: ExchangeError | undefined = undefined
   /** Monotonic ms: no new exchange before then, after a failed one (not for Coze's refusals). */
-  coolDownUntil: number
-  timer?: Timer
+  coolDownUntil = 0
+  /** The entry's one deadline in the cache's queue (see {@link Deadlines}): refresh or forget. */
+  dueAt = 0
+  slot = -1
+  constructor (readonly key: string, readonly request: TokenRequest) {}
 }
 
 export class TokenCache {
@@ -145,6 +159,8 @@ export class TokenCache {
   readonly #random: () => number
   readonly #onExchange: (report: ExchangeReport) => void
   readonly #closing = new AbortController()
+  /** Every entry's next refresh or expiry, on one timer. */
+  readonly #deadlines: Deadlines<Entry>
   /** Callers waiting for a flight, by the function that answers them at once (see {@link shed}). */
   readonly #waiting = new Set<(error: TokenError) => void>()
   /** Set by {@link shed}: callers that would wait for Coze are answered `shutting_down` instead. */
@@ -159,10 +175,11 @@ export class TokenCache {
     this.#onExchange = options.onExchange ?? (() => {})
     // Each retry waiting out its back-off listens on this signal: as many as there are entries.
     setMaxListeners(0, this.#closing.signal)
+    this.#deadlines = new Deadlines<Entry>(this.#clock, (entry) => this.#tick(entry, entry.token as Held))
     this.#entries = new LRUCache<string, Entry>({
       max: options.max ?? 10_000,
       dispose: (entry, _key, reason) => {
-        entry.timer?.cancel()
+        this.#deadlines.cancel(entry)
         if (reason === 'evict') this.stats.evictions++
       }
     })
@@ -237,7 +254,7 @@ export class TokenCache {
     const held = entry.token !== undefined && now < entry.token.staleUntil ? entry.token : undefined
     const error = entry.lastError === undefined ? undefined : TokenError.exchange(entry.lastError)
     return {
-      ...(held === undefined ? {} : { token: now >= held.serveUntil ? held.stale : held.fresh, refreshAt: this.#clock.now() + held.refreshAt - now }),
+      ...(held === undefined ? {} : { token: now >= held.serveUntil ? held.staleCopy() : held.fresh, refreshAt: this.#clock.now() + held.refreshAt - now }),
       ...(error === undefined ? {} : { error })
     }
   }
@@ -288,6 +305,7 @@ export class TokenCache {
   close (): void {
     this.#closing.abort(new Error('token cache closed'))
     this.#entries.clear()
+    this.#deadlines.clear()
   }
 
   /**
@@ -296,7 +314,7 @@ export class TokenCache {
    */
   #entry (request: TokenRequest): Entry {
     const key = cacheKey(request)
-    return this.#entries.get(key) ?? { key, request, usedFromCache: false, failures: 0, coolDownUntil: 0 }
+    return this.#entries.get(key) ?? new Entry(flat(key), request)
   }
 
   /**
@@ -317,7 +335,7 @@ export class TokenCache {
 
   #serveStale (held: Held): ServedToken {
     this.stats.staleServed++
-    return held.stale
+    return held.staleCopy()
   }
 
   /** A new exchange for a caller, if the rate limit allows one now. */
@@ -348,7 +366,7 @@ export class TokenCache {
       ...(caller === undefined ? {} : { caller })
     }
     flight.promise = this.#fly(entry, flight, reason).finally(() => {
-      if (entry.flight === flight) delete entry.flight
+      if (entry.flight === flight) entry.flight = undefined
     })
     entry.flight = flight
     return flight
@@ -442,16 +460,13 @@ export class TokenCache {
       })
     }
     const expiresAt = sentAt + lifetime
-    const token = { accessToken: issued.accessToken, expiresIn: issued.expiresIn, expiresAt: new Date(issued.expiresIn * 1000).toISOString() }
-    return {
-      ...token,
-      fresh: Object.freeze({ ...token, stale: false }),
-      stale: Object.freeze({ ...token, stale: true }),
-      mintedAt: sentAt,
-      serveUntil: expiresAt - serveMargin(lifetime),
-      staleUntil: expiresAt - staleFloor(lifetime),
-      refreshAt: sentAt + refreshAfter(lifetime, this.#random())
-    }
+    const fresh: ServedToken = Object.freeze({
+      accessToken: issued.accessToken,
+      expiresIn: issued.expiresIn,
+      expiresAt: new Date(issued.expiresIn * 1000).toISOString(),
+      stale: false
+    })
+    return new Held(fresh, expiresAt - serveMargin(lifetime), expiresAt - staleFloor(lifetime), sentAt + refreshAfter(lifetime, this.#random()))
   }
 
   #store (entry: Entry, held: Held): void {
@@ -460,26 +475,24 @@ export class TokenCache {
     entry.token = held
     entry.usedFromCache = false
     entry.failures = 0
-    delete entry.lastError
+    entry.lastError = undefined
     entry.coolDownUntil = 0
     this.#schedule(entry, held.refreshAt - this.#clock.monotonic())
   }
 
   /**
-   * Sets the entry's one timer. Only entries in the cache that hold a token have one, and the
+   * Sets the entry's one deadline. Only entries in the cache that hold a token have one, and the
    * cache cancels it when the entry leaves (evicted, deleted, cleared on close).
    */
   #schedule (entry: Entry, delayMs: number): void {
-    entry.timer?.cancel()
-    entry.timer = this.#clock.setTimer(() => this.#tick(entry, entry.token as Held), Math.max(0, delayMs))
+    this.#deadlines.schedule(entry, this.#clock.monotonic() + Math.max(0, delayMs))
   }
 
   /**
-   * The entry's timer: refresh a token that callers are using; let one nobody asked for since
+   * The entry's deadline: refresh a token that callers are using; let one nobody asked for since
    * it arrived run out, then forget it.
    */
   #tick (entry: Entry, held: Held): void {
-    delete entry.timer
     const now = this.#clock.monotonic()
     if (entry.usedFromCache && now < held.staleUntil) {
       this.#refreshInBackground(entry)
@@ -545,6 +558,16 @@ function secondsUntil (at: number, now: number): number {
  * sorted, so field order does not matter). Long ones (scopes) are hashed so they cannot bloat the
  * cache; a hash never starts with `{`, so it cannot equal a short key.
  */
+/**
+ * `key` as one flat string. safe-stable-stringify builds its result by concatenation, which V8
+ * keeps as a tree of a dozen rope nodes (about 400 bytes); a key kept for the life of an entry is
+ * flattened once. Converting to a number is the cheapest operation that flattens in place.
+ */
+function flat (key: string): string {
+  Number(key)
+  return key
+}
+
 export function cacheKey (request: TokenRequest): string {
   const json = stringify(request) as string
   return json.length <= 256 ? json : createHash('sha256').update(json).digest('base64url')
