@@ -62,7 +62,7 @@ export class FileWatch {
 }
 
 /** What identifies a version of a file; a missing file is a state of its own. */
-async function signature (file: string): Promise<string> {
+export async function signature (file: string): Promise<string> {
   try {
     const info = await stat(file)
     return `${info.ino}:${info.size}:${info.mtimeMs}`

@@ -11,9 +11,8 @@
  * await registry.start()
  * const credential = registry.select(request.query.app) // throws SelectionError naming `app`
  */
-import { stat } from 'node:fs/promises'
 import type { Clock, Timer } from '../clock.js'
-import { DEFAULT_WATCH_INTERVAL_MS } from '../file-watch.js'
+import { DEFAULT_WATCH_INTERVAL_MS, signature } from '../file-watch.js'
 import { ReloadTimeoutError, SerialReload } from '../files/reload.js'
 import { createCredential, type Credential, type CredentialContext } from './credential.js'
 import { SelectionError } from './errors.js'
@@ -81,7 +80,7 @@ export class CredentialRegistry {
   async start (): Promise<void> {
     for (const spec of this.#options.specs) {
       const file = spec.origin
-      this.#slots.set(spec.name, { credential: createCredential(spec, this.#options.context), ...(file === undefined ? {} : { file }), signature: await signature(spec.files) })
+      this.#slots.set(spec.name, { credential: createCredential(spec, this.#options.context), ...(file === undefined ? {} : { file }), signature: await signatureOf(spec.files) })
     }
     this.#schedule()
   }
@@ -163,7 +162,7 @@ export class CredentialRegistry {
     const current = [...this.#slots.values()].find((slot) => slot.file === undefined)
     if (current !== undefined || force) {
       const files = current?.credential.spec.files ?? []
-      const now = await signature(files)
+      const now = await signatureOf(files)
       if (force || now !== current?.signature) {
         ok = await this.#load('default', undefined, now, () => load.readDefault()) && ok
       }
@@ -186,7 +185,7 @@ export class CredentialRegistry {
     }
     for (const file of files) {
       const slot = [...this.#slots.values()].find((candidate) => candidate.file === file)
-      const now = await signature(slot?.credential.spec.files ?? [file])
+      const now = await signatureOf(slot?.credential.spec.files ?? [file])
       if (!force && slot !== undefined && now === slot.signature) continue
       if (!force && slot === undefined && this.#refused.get(file) === now) continue
       ok = await this.#load(undefined, file, now, () => load.readFile(file)) && ok
@@ -261,12 +260,12 @@ export class CredentialRegistry {
     for (const warning of spec.warnings) log.warn({ app: spec.name }, warning)
     if (existing !== undefined && existing.credential.spec.kind === spec.kind) {
       existing.credential.apply(spec)
-      existing.signature = await signature(spec.files)
+      existing.signature = await signatureOf(spec.files)
       log.info({ app: spec.name, ...(file === undefined ? {} : { file }), ...describe(spec) }, 'credential reloaded')
       return true
     }
     existing?.credential.close()
-    this.#slots.set(spec.name, { credential: createCredential(spec, context), ...(file === undefined ? {} : { file }), signature: await signature(spec.files) })
+    this.#slots.set(spec.name, { credential: createCredential(spec, context), ...(file === undefined ? {} : { file }), signature: await signatureOf(spec.files) })
     log.info({ app: spec.name, ...(file === undefined ? {} : { file }), ...describe(spec) }, existing === undefined ? 'credential added' : 'credential reloaded')
     return true
   }
@@ -279,15 +278,7 @@ function describe (spec: CredentialSpec): object {
     : { kind: 'static', api_base: spec.apiBase }
 }
 
-/** What identifies a version of a set of files; a missing file is a state of its own. */
-async function signature (files: readonly string[]): Promise<string> {
-  const parts = await Promise.all(files.map(async (file) => {
-    try {
-      const info = await stat(file)
-      return `${info.ino}:${info.size}:${info.mtimeMs}`
-    } catch (error) {
-      return `missing:${String((error as NodeJS.ErrnoException).code)}`
-    }
-  }))
-  return parts.join('|')
+/** What identifies a version of a set of files (each as src/file-watch.ts sees it). */
+async function signatureOf (files: readonly string[]): Promise<string> {
+  return (await Promise.all(files.map(signature))).join('|')
 }

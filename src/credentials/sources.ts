@@ -80,6 +80,11 @@ const CONSOLE_FIELDS = {
   enterprise_id: 'COZE_ENTERPRISE_ID'
 } as const satisfies Record<string, Setting>
 type ConsoleField = keyof typeof CONSOLE_FIELDS
+
+/** The console file's field for a setting: `COZE_API_BASE` → `coze_api_base`. */
+function fieldOf (setting: Setting): ConsoleField {
+  return (Object.keys(CONSOLE_FIELDS) as ConsoleField[]).find((field) => CONSOLE_FIELDS[field] === setting) as ConsoleField
+}
 /** What the console writes besides, and what a static token file holds. */
 const OTHER_FIELDS = new Set(['client_type', 'coze_www_base', 'access_token', 'access_token_file', 'expires_at'])
 
@@ -203,8 +208,7 @@ export async function readDefaultCredential (settings: Settings, sources: Source
   if (values.COZE_API_BASE === undefined) values.COZE_API_BASE = settings.COZE_API_BASE
   const inFile = (setting: Setting): string | undefined => {
     if (!fromFile.has(setting) || parsed === undefined) return undefined
-    const field = (Object.keys(CONSOLE_FIELDS) as ConsoleField[]).find((name) => CONSOLE_FIELDS[name] === setting) as ConsoleField
-    return `${field} in ${parsed.file}`
+    return `${fieldOf(setting)} in ${parsed.file}`
   }
   if (values.COZE_APP_ID === undefined) {
     throw parsed === undefined ? required('COZE_APP_ID') : missingField(parsed, 'COZE_OAUTH_CONFIG', 'client_id', 'COZE_APP_ID')
@@ -298,8 +302,6 @@ export async function readCredentialFile (file: string, settings: Settings, sour
   if (values.COZE_APP_ID === undefined) throw missingField(parsed, setting, 'client_id')
   if (values.COZE_KEY_ID === undefined) throw missingField(parsed, setting, 'public_key_id')
   if (values.COZE_PRIVATE_KEY === undefined) throw missingField(parsed, setting, 'private_key')
-  const fieldOf = (target: Setting): string =>
-    (Object.keys(CONSOLE_FIELDS) as ConsoleField[]).find((field) => CONSOLE_FIELDS[field] === target) as string
   return await jwtSpec({
     name,
     origin: file,
