@@ -15,8 +15,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fastifyWebsocket from '@fastify/websocket'
 import { pipeline } from 'node:stream'
 import type { Caller } from '../access/callers.js'
-import { askOf } from '../access/authorize.js'
-import { authorizeCall } from '../access/guard.js'
+import { callerTokenRequest } from '../access/guard.js'
 import { admit } from '../access/rules.js'
 import { viaUnixSocket } from '../listen.js'
 import { gatewayErrors } from './errors.js'
@@ -126,33 +125,24 @@ export async function gatewayPlugin (scope: FastifyInstance, options: GatewayPlu
     const state = request.gateway as GatewayState
     const target = state.target as GatewayTarget
     const selection = readSelection(request.headers, target.prefix, options.describeValidation)
-    let credential: GatewayCredential
-    try {
-      credential = credentials.resolve(selection.app)
-    } catch (error) {
-      throw relabel(error, selection)
-    }
-    state.tally.app = credential.name
-    // The caller's rights (SIDECAR_CALLERS_FILE): the app, the session, the account or enterprise,
-    // the ttl and the Coze path, with the caller's own defaults for what the request leaves out.
-    const caller = request.caller as Caller
-    if (!caller.all && credential.source.spec.kind === 'jwt') {
-      // The caller's defaults first (its session, its ttl), then its rights over the token request
-      // as made: the service's default account or enterprise counts as asked for, as on /token.
-      const input = selection.input
-      const ask = askOf(caller, { app: credential.name, ...(input.session_name === undefined ? {} : { sessionName: input.session_name }) }, credential.defaultRequest.ttl)
-      const tokenRequest = selectionRequest({ ...selection, input: { ...input, ttl: ask.ttl, ...(ask.sessionName === undefined ? {} : { session_name: ask.sessionName }) } }, credential.source)
-      authorizeCall(scope, request, caller, {
-        app: credential.name,
-        path: target.path,
-        ...(tokenRequest.sessionName === undefined ? {} : { sessionName: tokenRequest.sessionName }),
-        ...(tokenRequest.accountId === undefined ? {} : { accountId: tokenRequest.accountId }),
-        ...(tokenRequest.enterpriseId === undefined ? {} : { enterpriseId: tokenRequest.enterpriseId })
-      }, credential.defaultRequest.ttl)
-      return { credential, tokenRequest, target, state }
-    }
-    if (!caller.all) authorizeCall(scope, request, caller, { app: credential.name, path: target.path }, credential.defaultRequest.ttl)
-    return { credential, tokenRequest: selectionRequest(selection, credential.source), target, state }
+    // The caller's rights (SIDECAR_CALLERS_FILE) as on /token, with the Coze path as `path`.
+    const { credential, tokenRequest } = callerTokenRequest(scope, request, request.caller as Caller, {
+      ...selection.input, ...(selection.app === undefined ? {} : { app: selection.app })
+    }, {
+      select: (name) => {
+        let view: GatewayCredential
+        try {
+          view = credentials.resolve(name)
+        } catch (error) {
+          throw relabel(error, selection)
+        }
+        state.tally.app = view.name
+        return view
+      },
+      source: (view) => view.source,
+      make: (view, input) => selectionRequest({ ...selection, input }, view.source)
+    }, target.path)
+    return { credential, tokenRequest, target, state }
   }
 
   const handler = async (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> => {

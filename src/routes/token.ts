@@ -4,9 +4,8 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fastJson from 'fast-json-stringify'
-import { askOf, authorize } from '../access/authorize.js'
 import type { Caller } from '../access/callers.js'
-import { callerNotAllowed } from '../access/guard.js'
+import { callerTokenRequest, type CallerRoute } from '../access/guard.js'
 import { ID_VARIANTS, type TokenRequest } from '../coze/variants.js'
 import type { Credential } from '../credentials/credential.js'
 import { SelectionError } from '../credentials/errors.js'
@@ -100,55 +99,25 @@ function sendToken (request: FastifyRequest, reply: FastifyReply, token: ServedT
   return reply.type('application/json; charset=utf-8').send(jsonOf(token))
 }
 
-/**
- * The credential and token request for `input` from `caller`: its defaults applied, then its
- * rights checked. The app rule is checked before the credential is looked up, so that a caller
- * learns nothing of the credentials it may not use.
- * @throws CALLER_NOT_ALLOWED (403) naming the rule; INVALID_PARAMETER for an unknown credential.
- */
-export function callerTokenRequest (app: FastifyInstance, request: FastifyRequest, caller: Caller, input: TokenInput): { credential: Credential, tokenRequest: TokenRequest } {
-  const registry = app.credentials
-  // Callers with every right have no defaults of their own: the hot path skips the rest.
-  if (caller.all) {
-    const credential = registry.select(input.app)
-    return { credential, tokenRequest: toTokenRequest(input, credential) }
+/** How `/token` finds its credential and builds a token request (src/access/guard.ts). */
+function tokenRoute (app: FastifyInstance): CallerRoute<Credential, TokenInput> {
+  return {
+    select: (name) => app.credentials.select(name),
+    source: (credential) => credential,
+    make: (credential, input) => toTokenRequest(input, credential)
   }
-  const named = input.app ?? caller.defaults.app ?? registry.defaultName
-  if (named !== undefined) {
-    const refusal = authorize(caller, { app: named }, registry.defaultName)
-    if (refusal !== undefined) throw callerNotAllowed(app, request, caller.name, refusal)
-  }
-  const credential = registry.select(named)
-  if (credential.spec.kind === 'static') {
-    // A static token takes no session or ttl: the caller's defaults for those do not apply.
-    return { credential, tokenRequest: toTokenRequest(input, credential) }
-  }
-  const ask = askOf(caller, {
-    app: credential.name,
-    ...(input.session_name === undefined ? {} : { sessionName: input.session_name }),
-    ...(input.ttl === undefined ? {} : { ttl: input.ttl })
-  }, credential.defaultRequest.ttl)
-  const tokenRequest = toTokenRequest({ ...input, ttl: ask.ttl, ...(ask.sessionName === undefined ? {} : { session_name: ask.sessionName }) }, credential)
-  const refusal = authorize(caller, { ...ask, ...pick(tokenRequest) }, registry.defaultName)
-  if (refusal !== undefined) throw callerNotAllowed(app, request, caller.name, refusal)
-  return { credential, tokenRequest }
-}
-
-/** The account or enterprise a request ends up with (the service's default included). */
-function pick (request: TokenRequest): { accountId?: string, enterpriseId?: string } {
-  if (request.accountId !== undefined) return { accountId: request.accountId }
-  return request.enterpriseId === undefined ? {} : { enterpriseId: request.enterpriseId }
 }
 
 /**
  * Answers with the token for `input`: a cached one at once, without a promise (the hot path),
  * else the one the cache gets from Coze.
  */
-function serve (app: FastifyInstance, request: FastifyRequest, reply: FastifyReply, input: TokenInput, format: TokenInput['format']): FastifyReply | Promise<FastifyReply> {
+function serve (app: FastifyInstance, route: CallerRoute<Credential, TokenInput>, request: FastifyRequest, reply: FastifyReply, input: TokenInput, format: TokenInput['format']): FastifyReply | Promise<FastifyReply> {
   // The guard sets the caller on every route of this scope.
   const caller = request.caller as Caller
-  const { credential, tokenRequest } = callerTokenRequest(app, request, caller, input)
-  app.metrics.request(caller.name)
+  const { credential, tokenRequest } = callerTokenRequest(app, request, caller, input, route)
+  // Callers with rights of their own were counted as they were admitted.
+  if (caller.all) app.metrics.request(caller.name)
   if (input.renew === true) return credential.tokens.renew(tokenRequest, app.config.requestDeadlineMs).then((token) => sendToken(request, reply, token, format))
   const hit = credential.tokens.cached(tokenRequest)
   if (hit !== undefined) return sendToken(request, reply, hit, format)
@@ -163,6 +132,7 @@ function emptyBodyIsNoFields (request: FastifyRequest, _reply: FastifyReply, don
 
 /** The routes of the guarded scope (src/app.ts), which also marks every answer `no-store`. */
 export async function tokenRoutes (app: FastifyInstance): Promise<void> {
+  const route = tokenRoute(app)
   app.get('/token', {
     schema: {
       summary: 'Get an access token',
@@ -172,7 +142,7 @@ export async function tokenRoutes (app: FastifyInstance): Promise<void> {
     }
   }, (request, reply) => {
     const input = request.query as TokenInput
-    return serve(app, request, reply, input, input.format)
+    return serve(app, route, request, reply, input, input.format)
   })
 
   app.post('/token', {
@@ -184,7 +154,7 @@ export async function tokenRoutes (app: FastifyInstance): Promise<void> {
       body: tokenBodySchema,
       response: tokenResponses
     }
-  }, (request, reply) => serve(app, request, reply, request.body as TokenInput, (request.query as TokenInput).format))
+  }, (request, reply) => serve(app, route, request, reply, request.body as TokenInput, (request.query as TokenInput).format))
 
   app.delete('/token', {
     bodyLimit: TOKEN_BODY_LIMIT,
@@ -204,7 +174,7 @@ export async function tokenRoutes (app: FastifyInstance): Promise<void> {
       throw details(new errors.InvalidParameter('give the selectors either in the query or in the JSON body, not both'), { field: 'body' })
     }
     // A caller cannot drop a token it could not take.
-    const { credential, tokenRequest } = callerTokenRequest(app, request, request.caller as Caller, inBody ? body : query)
+    const { credential, tokenRequest } = callerTokenRequest(app, request, request.caller as Caller, inBody ? body : query, route)
     credential.tokens.delete(tokenRequest)
     return reply.code(204).send()
   })

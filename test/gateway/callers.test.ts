@@ -7,7 +7,7 @@ import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import t from 'tap'
 import { request } from 'undici'
-import { BROAD_SECRET, NARROW_SECRET, OTHER_SECRET, bearer, sha256, writeCallers } from '../fixtures/callers.js'
+import { BROAD_SECRET, ELSEWHERE_SECRET, NARROW_SECRET, OTHER_SECRET, bearer, sha256, writeCallers } from '../fixtures/callers.js'
 import { tempDir } from '../fixtures/harness.js'
 import { gatewayLines, startGateway } from '../fixtures/gateway.js'
 
@@ -43,6 +43,8 @@ t.test('a narrow caller through the gateway: its path, its sessions, its default
 
   const broad = await call('/v3/chat', BROAD_SECRET, { 'x-coze-session-name': 'anyone', 'x-coze-account-id': '7351' })
   t.equal(broad.status, 200, 'a broad caller: any session, any account')
+  const elsewhere = await call('/v3/chat', ELSEWHERE_SECRET)
+  t.match(elsewhere.body, { statusCode: 400, field: 'app', message: /app "billing" is not configured/ }, 'the caller\'s default app, as on /token')
   const unknown = await call('/v3/chat', 'not-a-caller-secret-0123456789')
   t.equal(unknown.status, 401)
 
