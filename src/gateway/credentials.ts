@@ -63,16 +63,17 @@ export interface CredentialSource {
  * its own from its API base, as the SDKs do.
  */
 export function registryCredentials (registry: CredentialSource, wsBase?: URL): CredentialResolver {
-  // One view per credential object; a reload that replaces it makes a new view.
-  const views = new WeakMap<Credential, GatewayCredential>()
+  // One view per version of a credential: a reload applies a new spec (base, defaults), and so
+  // makes a new view, without any work per request.
+  const views = new WeakMap<Credential['spec'], GatewayCredential>()
   return {
     resolve: (app) => {
       // A SelectionError for an unknown name: the plugin answers it as the 400 naming `app`.
       const credential = registry.select(app)
-      let view = views.get(credential)
-      if (view === undefined || view.apiBase.href !== new URL(credential.spec.apiBase).href) {
+      let view = views.get(credential.spec)
+      if (view === undefined) {
         view = viewOf(credential, credential.name === 'default' ? wsBase : undefined)
-        views.set(credential, view)
+        views.set(credential.spec, view)
       }
       return view
     }

@@ -142,7 +142,8 @@ t.test('the credential seam: ws base, unknown apps, dropping only the failed tok
   t.equal(deleted.length, 2)
   current = 'czs_b'
   t.equal((await view.tokens.get({ ttl: 900 }, 1)).accessToken, 'czs_b')
-  ;(defaults.spec as { apiBase: string }).apiBase = 'https://api.coze.com'
+  // A reload applies a new spec.
+  ;(defaults as { spec: object }).spec = { ...defaults.spec, apiBase: 'https://api.coze.com' }
   t.equal(resolver.resolve(undefined).apiBase.href, 'https://api.coze.com/', 'a base changed by a reload makes a new view')
 })
 
