@@ -16,20 +16,18 @@
  * Prints a Markdown report; --write also writes it to BENCHMARKS.md and the chart to
  * docs/benchmarks.svg. Not part of the test suite: numbers here are never asserted by a test.
  */
-import { createHash, generateKeyPairSync } from 'node:crypto'
+import { createHash } from 'node:crypto'
 import { execFile, spawn } from 'node:child_process'
-import { existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import os from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { parseArgs } from 'node:util'
 import autocannon from 'autocannon'
-import Fastify from 'fastify'
 import { Pool, request } from 'undici'
 import { signTokenJwt } from '../dist/coze/jwt.js'
-import { cozeEmulator } from '../dist/emulator/plugin.js'
-import { consoleFingerprint } from '../dist/emulator/state.js'
+import { scratchEmulator } from './scratch-emulator.mjs'
 
 const { values } = parseArgs({
   options: {
@@ -138,15 +136,7 @@ async function fillNames (base, count, checkpoints, at) {
 // Set-up: a key, the emulator (in this process), the sidecar's settings
 // ---------------------------------------------------------------------------------------------
 
-const dir = mkdtempSync(join(os.tmpdir(), 'coze-bench-'))
-const pair = generateKeyPairSync('rsa', { modulusLength: 2048 })
-const keyFile = join(dir, 'private_key.pem')
-writeFileSync(keyFile, pair.privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 })
-const emulator = Fastify()
-await emulator.register(cozeEmulator)
-const emulatorUrl = await emulator.listen({ host: '127.0.0.1', port: 0 })
-const kid = consoleFingerprint(pair.publicKey)
-emulator.cozeEmulator.registerApp({ appId: '1000000000001', audience: new URL(emulatorUrl).host, keys: [{ kid, publicKey: pair.publicKey }] })
+const { dir, pair, keyFile, emulator, emulatorUrl, kid } = await scratchEmulator('coze-bench-', {})
 
 const sidecarEnv = {
   COZE_API_BASE: emulatorUrl,

@@ -8,29 +8,17 @@
  * token, once the cache is full, and its peak (VmHWM), with its anonymous memory (RssAnon). The
  * figures behind the Kubernetes example's memory limit. Not a test.
  */
-import { generateKeyPairSync, randomUUID } from 'node:crypto'
+import { randomUUID } from 'node:crypto'
 import { spawn } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { readFileSync, rmSync } from 'node:fs'
 import { parseArgs } from 'node:util'
-import Fastify from 'fastify'
 import { Pool } from 'undici'
-import { cozeEmulator } from '../dist/emulator/plugin.js'
-import { consoleFingerprint } from '../dist/emulator/state.js'
+import { scratchEmulator } from './scratch-emulator.mjs'
 
 const { values } = parseArgs({ options: { entries: { type: 'string', default: '10000' }, 'cache-max': { type: 'string', default: '10000' } } })
 const entries = Number(values.entries)
 
-const dir = mkdtempSync(join(tmpdir(), 'coze-memory-'))
-const pair = generateKeyPairSync('rsa', { modulusLength: 2048 })
-const keyFile = join(dir, 'private_key.pem')
-writeFileSync(keyFile, pair.privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 })
-const emulator = Fastify({ forceCloseConnections: true })
-await emulator.register(cozeEmulator)
-const emulatorUrl = await emulator.listen({ host: '127.0.0.1', port: 0 })
-const kid = consoleFingerprint(pair.publicKey)
-emulator.cozeEmulator.registerApp({ appId: '1000000000001', audience: new URL(emulatorUrl).host, keys: [{ kid, publicKey: pair.publicKey }] })
+const { dir, keyFile, emulator, emulatorUrl, kid } = await scratchEmulator('coze-memory-')
 
 const sidecar = spawn(process.execPath, ['dist/server.js'], {
   env: {

@@ -10,16 +10,11 @@
  * exchanges, expired tokens served (must be 0), hung callers (must be 0), and the sidecar's RSS at
  * start and end. Not part of the test suite.
  */
-import { generateKeyPairSync } from 'node:crypto'
 import { spawn } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { readFileSync, rmSync } from 'node:fs'
 import { parseArgs } from 'node:util'
-import Fastify from 'fastify'
 import { Pool } from 'undici'
-import { cozeEmulator } from '../dist/emulator/plugin.js'
-import { consoleFingerprint } from '../dist/emulator/state.js'
+import { scratchEmulator } from './scratch-emulator.mjs'
 
 const { values } = parseArgs({
   options: {
@@ -42,16 +37,8 @@ const outageMs = Number(values.outage) * 1000
 const DEADLINE_S = 5
 
 // The emulator, with one app whose key is made here.
-const dir = mkdtempSync(join(tmpdir(), 'coze-soak-'))
-const pair = generateKeyPairSync('rsa', { modulusLength: 2048 })
-const keyFile = join(dir, 'private_key.pem')
-writeFileSync(keyFile, pair.privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 })
-const emulator = Fastify({ forceCloseConnections: true })
-await emulator.register(cozeEmulator)
-const emulatorUrl = await emulator.listen({ host: '127.0.0.1', port: 0 })
+const { dir, keyFile, emulator, emulatorUrl, kid } = await scratchEmulator('coze-soak-')
 const state = emulator.cozeEmulator
-const kid = consoleFingerprint(pair.publicKey)
-state.registerApp({ appId: '1000000000001', audience: new URL(emulatorUrl).host, keys: [{ kid, publicKey: pair.publicKey }] })
 
 // The sidecar, as users run it.
 const sidecar = spawn(process.execPath, ['dist/server.js'], {
