@@ -11,7 +11,6 @@
  */
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import fastifyAccepts from '@fastify/accepts'
-import fastifySwagger from '@fastify/swagger'
 import fp from 'fastify-plugin'
 import { Ajv } from 'ajv'
 import type { DestinationStream } from 'pino'
@@ -31,6 +30,7 @@ import { LOG_SERIALIZERS, QuietRequests, REDACT_PATHS } from './logging.js'
 import { metricsPlugin } from './metrics.js'
 import { healthRoutes } from './routes/health.js'
 import { metaRoutes } from './routes/metrics.js'
+import { openapiRecorder } from './routes/openapi.js'
 import { pageRoutes } from './routes/page.js'
 import { rightsRoutes } from './routes/rights.js'
 import { statusRoutes } from './routes/status.js'
@@ -98,19 +98,8 @@ export function buildApp (options: AppOptions): FastifyInstance {
   app.removeContentTypeParser('text/plain')
 
   app.register(fastifyAccepts)
-  // Collects every route's schema as it is added, for /openapi.json.
-  app.register(fastifySwagger, {
-    openapi: {
-      openapi: '3.1.0',
-      info: {
-        title: 'coze-token-sidecar',
-        version: VERSION,
-        description: 'Coze access tokens for local callers: the sidecar holds the OAuth app\'s key, exchanges JWTs and caches the tokens.'
-      },
-      components: { securitySchemes: { callerSecret: { type: 'http', scheme: 'bearer', description: 'SIDECAR_AUTH_TOKEN or a caller\'s secret (SIDECAR_CALLERS_FILE), when one is set' } } },
-      security: [{ callerSecret: [] }]
-    }
-  })
+  // Records every route's schema as it is added, for /openapi.json (built when first asked for).
+  app.register(openapiRecorder)
   app.register(configPlugin, { env: options.env, cwd: options.cwd, ...(options.readFile === undefined ? {} : { readFile: options.readFile }) })
   app.register(fp(async function settle (instance: FastifyInstance) {
     instance.log.level = instance.config.logLevel

@@ -17,5 +17,5 @@ export async function metaRoutes (app: FastifyInstance): Promise<void> {
   app.get('/openapi.json', {
     logLevel: 'warn',
     schema: { hide: true }
-  }, async () => app.swagger())
+  }, async () => await app.openapi())
 }
