@@ -8,7 +8,6 @@
  * issued.expiresIn // absolute Unix seconds, as Coze gives it
  */
 import type { Dispatcher } from 'undici'
-import { request } from 'undici'
 import type { TokenRequestBody } from './variants.js'
 
 export interface ExchangeHttp {
@@ -128,9 +127,11 @@ async function exchangeOnce (
 ): Promise<IssuedToken> {
   let response: Dispatcher.ResponseData
   try {
-    response = await request(http.baseUrl + path, {
+    const url = new URL(http.baseUrl + path)
+    response = await http.dispatcher.request({
+      origin: url.origin,
+      path: url.pathname + url.search,
       method: 'POST',
-      dispatcher: http.dispatcher,
       headers: {
         'content-type': 'application/json',
         accept: 'application/json',

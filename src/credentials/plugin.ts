@@ -5,10 +5,11 @@
  */
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
-import { EnvHttpProxyAgent, type Dispatcher } from 'undici'
+import type { Dispatcher } from 'undici'
 import type { Clock } from '../clock.js'
 import type { ExchangeReport } from '../token/cache.js'
 import { CredentialStatus } from '../status.js'
+import { EnvHttpProxyAgent } from '../undici.js'
 import { VERSION } from '../version.js'
 import { CredentialRegistry } from './registry.js'
 import { listCredentialFiles, readCredentialFile, readDefaultCredential, type SourceOptions } from './sources.js'
