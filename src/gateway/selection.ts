@@ -8,7 +8,7 @@
  * // { input: { session_name: 'user-42' }, labels: { session_name: 'X-Coze-Session-Name' } }
  */
 import type { IncomingHttpHeaders } from 'node:http'
-import { Ajv, type ErrorObject } from 'ajv'
+import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv'
 import type { TokenRequest } from '../coze/variants.js'
 import type { Credential } from '../credentials/credential.js'
 import { details, errors, toSidecarError, type SidecarError } from '../errors.js'
@@ -39,8 +39,14 @@ const PREFIX: ReadonlyArray<readonly [keyof PrefixSelection, Field, string]> = [
 ]
 
 const { properties } = selectorQuerySchema
-/** /token's own schemas for these fields; `app` is printable text, as the registry's names will be. */
-const validate = new Ajv({ allErrors: false }).compile({
+/**
+ * /token's own schemas for these fields; `app` is printable text, as the registry's names will be.
+ * Compiled on the first gateway request, not at start (issue 12), and without Ajv's meta-schema
+ * check, as the routes' schemas are (test/route-schemas.test.ts checks them); strict mode still
+ * refuses an unknown keyword.
+ */
+let validator: ValidateFunction | undefined
+const selectionValidator = (): ValidateFunction => (validator ??= new Ajv({ allErrors: false, validateSchema: false }).compile({
   type: 'object',
   additionalProperties: false,
   properties: {
@@ -51,7 +57,7 @@ const validate = new Ajv({ allErrors: false }).compile({
     device_id: properties.device_id,
     custom_consumer: properties.custom_consumer
   }
-})
+}))
 
 /**
  * Ajv's complaint as a field and a sentence: the app's `describeValidation`, the one `/token`'s
@@ -93,6 +99,7 @@ export function readSelection (headers: IncomingHttpHeaders, prefix: PrefixSelec
     values[field] = value
     labels[field] = field
   }
+  const validate = selectionValidator()
   if (!validate(values)) {
     const problem = (validate.errors as ErrorObject[])[0] as ErrorObject
     const { field, message } = describe(problem, 'querystring')
