@@ -4,6 +4,7 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fastJson from 'fast-json-stringify'
+import Negotiator from 'negotiator'
 import type { Caller } from '../access/callers.js'
 import { callerTokenRequest, type CallerRoute } from '../access/guard.js'
 import { ID_VARIANTS, type TokenRequest } from '../coze/variants.js'
@@ -87,6 +88,13 @@ function jsonOf (token: ServedToken): string {
   return json
 }
 
+const FORMATS = ['application/json', 'text/plain']
+
+/** Whether the caller's `Accept` ranks the bare token above JSON (ties go to JSON, listed first). */
+function prefersText (headers: FastifyRequest['headers']): boolean {
+  return new Negotiator({ headers }).mediaType(FORMATS) === 'text/plain'
+}
+
 // No `Vary: Accept` although the answer depends on it: it is `no-store`, so no cache keeps it.
 function sendToken (request: FastifyRequest, reply: FastifyReply, token: ServedToken, format: TokenInput['format']): FastifyReply {
   if (token.stale) reply.header('x-token-stale', 'true')
@@ -94,7 +102,7 @@ function sendToken (request: FastifyRequest, reply: FastifyReply, token: ServedT
   // browsers' lists with */* at the end get JSON without parsing the header.
   const accept = request.headers.accept
   const wantsText = format === 'text' ||
-    (format === undefined && accept !== undefined && accept !== '*/*' && request.accepts().type(['json', 'text']) === 'text')
+    (format === undefined && accept !== undefined && accept !== '*/*' && prefersText(request.headers))
   if (wantsText) return reply.type('text/plain; charset=utf-8').send(token.accessToken)
   return reply.type('application/json; charset=utf-8').send(jsonOf(token))
 }
