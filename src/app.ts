@@ -10,9 +10,7 @@
  * await app.listen({ host: app.config.host, port: app.config.port })
  */
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
-import fastifyAccepts from '@fastify/accepts'
 import fp from 'fastify-plugin'
-import { Ajv } from 'ajv'
 import type { DestinationStream } from 'pino'
 import type { Dispatcher } from 'undici'
 import { systemClock, type Clock } from './clock.js'
@@ -31,13 +29,14 @@ import { metricsPlugin } from './metrics.js'
 import { healthRoutes } from './routes/health.js'
 import { metaRoutes } from './routes/metrics.js'
 import { openapiRecorder } from './routes/openapi.js'
+import { serializerCompiler, validatorCompiler } from './schema-compilers.js'
 import { pageRoutes } from './routes/page.js'
 import { rightsRoutes } from './routes/rights.js'
 import { statusRoutes } from './routes/status.js'
 import { tokenRoutes } from './routes/token.js'
-import { VERSION } from './version.js'
+import { VERSION } from './package-files.js'
 
-export { VERSION } from './version.js'
+export { VERSION } from './package-files.js'
 export { describeValidation } from './http-errors.js'
 
 export interface AppOptions {
@@ -54,18 +53,6 @@ export interface AppOptions {
   random?: () => number
   readFile?: (path: string) => Promise<string>
 }
-
-/**
- * Validation. Unknown fields are refused, not silently dropped (Fastify's default). Query strings
- * and headers are text, so they are coerced to the schema's types; JSON bodies are not: a
- * `[1]` where strings belong is an error, not `["1"]` sent on to Coze.
- */
-// validateSchema: false spares each instance compiling the JSON Schema meta-schema at start (about
-// a tenth of the start-up, issue 12); the routes' schemas are checked against it by a test instead
-// (test/route-schemas.test.ts), and strict mode still refuses unknown keywords here.
-const AJV_OPTIONS = { removeAdditional: false, useDefaults: true, allErrors: false, allowUnionTypes: true, validateSchema: false } as const
-const textAjv = new Ajv({ ...AJV_OPTIONS, coerceTypes: 'array' })
-const bodyAjv = new Ajv({ ...AJV_OPTIONS, coerceTypes: false })
 
 export function buildApp (options: AppOptions): FastifyInstance {
   const clock = options.clock ?? systemClock
@@ -92,12 +79,13 @@ export function buildApp (options: AppOptions): FastifyInstance {
     // Malformed URLs and the like leave in the same shape as every other error.
     frameworkErrors: (error, request, reply) => errorHandler(error, request, reply)
   })
-  app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? bodyAjv : textAjv).compile(schema))
+  // Each route's schemas are compiled on its first request, not at start.
+  app.setValidatorCompiler(validatorCompiler)
+  app.setSerializerCompiler(serializerCompiler)
   // JSON bodies only: Fastify's own text/plain parser would turn a text body into a string that then
   // fails as "body must be a JSON object"; without it, the answer is 415 naming the media type.
   app.removeContentTypeParser('text/plain')
 
-  app.register(fastifyAccepts)
   // Records every route's schema as it is added, for /openapi.json (built when first asked for).
   app.register(openapiRecorder)
   app.register(configPlugin, { env: options.env, cwd: options.cwd, ...(options.readFile === undefined ? {} : { readFile: options.readFile }) })
