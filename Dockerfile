@@ -5,7 +5,8 @@
 # The private key and coze_oauth_config.json are never part of the image: mount them read-only at
 # run time (.dockerignore keeps them, and everything else but the sources, out of the context).
 
-# Build: every dependency, dev ones included, to compile src/ into dist/.
+# Build: every dependency, dev ones included, to compile src/ into dist/ and bundle the service
+# into dist/server.js (scripts/bundle.mjs: esbuild, whose binary comes in its npm package).
 FROM node:22-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
@@ -14,6 +15,7 @@ COPY package.json package-lock.json ./
 RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
+COPY scripts/bundle.mjs ./scripts/
 RUN npm run build
 
 # Production dependencies only, in a stage of their own so that npm's cache stays out of the image.

@@ -112,14 +112,14 @@ async function contextTests (): Promise<void> {
   await t.test('the build context', async (t) => {
     const dir = mkdtempSync(join(tmpdir(), 'coze-sidecar-context-'))
     t.teardown(() => rmSync(dir, { recursive: true, force: true }))
-    const allowed = ['package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.build.json', 'src', 'src/server.ts']
+    const allowed = ['package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.build.json', 'src', 'src/server.ts', 'scripts', 'scripts/bundle.mjs']
     const decoys = [
       'keys/private_key.pem', '.demo/emulator-private-key.pem', 'private_key.pem', 'coze_oauth_config.json',
       'src/leak.pem', 'src/keys/private_key.pem', 'src/coze_oauth_config.json', 'src/.demo/key',
       'node_modules/left-pad/index.js', 'dist/server.js', '.tap/report', '.git/HEAD', 'coverage/lcov.info',
-      'test/app.test.ts', 'README.md', '.env'
+      'test/app.test.ts', 'README.md', '.env', 'scripts/bench.mjs'
     ]
-    for (const file of [...allowed.filter((f) => f !== 'src'), ...decoys]) {
+    for (const file of [...allowed.filter((f) => f !== 'src' && f !== 'scripts'), ...decoys]) {
       mkdirSync(dirname(join(dir, file)), { recursive: true })
       writeFileSync(join(dir, file), 'decoy\n')
     }
@@ -131,7 +131,7 @@ async function contextTests (): Promise<void> {
     const listed = await run('docker', ['run', '--rm', '--network', 'none', tag])
     await run('docker', ['image', 'rm', tag])
     const files = listed.stdout.trim().split('\n').map((line) => line.replace('/context/', '')).sort()
-    t.same(files, [...allowed].sort(), 'only package*.json, tsconfig*.json and src/ are sent; keys, settings, .demo/, node_modules, dist, .tap, .git, coverage never')
+    t.same(files, [...allowed].sort(), 'only package*.json, tsconfig*.json, src/ and the bundle script are sent; keys, settings, .demo/, node_modules, dist, .tap, .git, coverage never')
   })
 }
 

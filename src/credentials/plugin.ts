@@ -10,7 +10,7 @@ import type { Clock } from '../clock.js'
 import type { ExchangeReport } from '../token/cache.js'
 import { CredentialStatus } from '../status.js'
 import { EnvHttpProxyAgent } from '../undici.js'
-import { VERSION } from '../version.js'
+import { VERSION } from '../package-files.js'
 import { CredentialRegistry } from './registry.js'
 import { listCredentialFiles, readCredentialFile, readDefaultCredential, type SourceOptions } from './sources.js'
 

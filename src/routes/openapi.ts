@@ -14,7 +14,7 @@
 import Fastify, { type FastifyInstance, type RouteOptions } from 'fastify'
 import type { SwaggerOptions } from '@fastify/swagger'
 import fp from 'fastify-plugin'
-import { VERSION } from '../version.js'
+import { VERSION } from '../package-files.js'
 
 declare module 'fastify' {
   interface FastifyInstance {

@@ -10,6 +10,7 @@
 import { readFile } from 'node:fs/promises'
 import type { FastifyInstance, FastifyReply } from 'fastify'
 import { toSidecarError } from '../errors.js'
+import { PAGE_ASSETS } from '../package-files.js'
 import { renderPage, type ErrorView, type PageModel } from '../views/page.js'
 import { errorResponses, selectorQuerySchema } from './schemas.js'
 
@@ -69,9 +70,8 @@ export function errorView (caught: unknown): ErrorView {
 }
 
 export async function pageRoutes (app: FastifyInstance, options: PageRoutesOptions): Promise<void> {
-  const dir = new URL('../views/assets/', import.meta.url)
   const assets = new Map<string, string>()
-  for (const name of Object.keys(ASSETS)) assets.set(name, await readFile(new URL(name, dir), 'utf8'))
+  for (const name of Object.keys(ASSETS)) assets.set(name, await readFile(new URL(name, PAGE_ASSETS), 'utf8'))
 
   // onSend, so that errors from these routes (a refused Host, say) carry the headers too.
   app.addHook('onSend', async (_request, reply: FastifyReply, payload) => {
