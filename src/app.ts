@@ -9,7 +9,7 @@
  * await app.ready() // rejects with a ConfigError for a bad setting
  * await app.listen({ host: app.config.host, port: app.config.port })
  */
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import Fastify, { type FastifyInstance, type FastifyServerOptions, type onRequestHookHandler } from 'fastify'
 import fp from 'fastify-plugin'
 import type { DestinationStream } from 'pino'
 import type { Dispatcher } from 'undici'
@@ -121,10 +121,16 @@ export function buildApp (options: AppOptions): FastifyInstance {
   })
   // Tokens (and the page) only for the callers that should have them; probes stay open.
   app.register(async function guarded (scope) {
-    scope.addHook('onRequest', (request, reply, done) => {
-      // Tokens, the page and their errors are never stored by a browser or a proxy.
-      reply.header('cache-control', 'no-store')
-      done(guardRequest(scope, request))
+    // The guard is each route's own first hook, decided once per route rather than read from
+    // `request.routeOptions` (an object Fastify builds on every read) on every request.
+    scope.addHook('onRoute', (route) => {
+      const skipSecret = route.config?.public === true
+      const guard: onRequestHookHandler = (request, reply, done) => {
+        // Tokens, the page and their errors are never stored by a browser or a proxy.
+        reply.header('cache-control', 'no-store')
+        done(guardRequest(scope, request, skipSecret))
+      }
+      route.onRequest = [guard, ...[route.onRequest ?? []].flat()]
     })
     await scope.register(tokenRoutes)
     await scope.register(statusRoutes)

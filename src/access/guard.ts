@@ -11,12 +11,12 @@ import { askOf, authorize, type Ask, type Refusal } from './authorize.js'
 import type { Caller } from './callers.js'
 import { admit } from './rules.js'
 
-/** Undefined when the request may go on (with `request.caller` set), else the error to answer with. */
-export function guardRequest (app: FastifyInstance, request: FastifyRequest): SidecarError | undefined {
-  const admitted = admit(request.headers, app.access, {
-    skipSecret: request.routeOptions.config.public === true,
-    viaSocket: viaUnixSocket(request.raw.socket)
-  })
+/**
+ * Undefined when the request may go on (with `request.caller` set), else the error to answer with.
+ * `skipSecret` for the routes that serve no token (`config: { public: true }`: the page's shell and assets).
+ */
+export function guardRequest (app: FastifyInstance, request: FastifyRequest, skipSecret: boolean): SidecarError | undefined {
+  const admitted = admit(request.headers, app.access, { skipSecret, viaSocket: viaUnixSocket(request.raw.socket) })
   if (admitted instanceof Error) {
     if (admitted.statusCode === 401) app.metrics.refused(undefined, 'secret')
     return admitted

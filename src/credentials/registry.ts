@@ -99,7 +99,8 @@ export class CredentialRegistry {
   get defaultName (): string | undefined {
     const wanted = this.#options.defaultApp
     if (wanted !== undefined) return this.#slots.has(wanted) ? wanted : undefined
-    if (this.#slots.size === 1) return this.names()[0]
+    // Asked on every request that names no credential: the only key, without sorting a copy.
+    if (this.#slots.size === 1) return this.#slots.keys().next().value
     return this.#slots.has('default') ? 'default' : undefined
   }
 

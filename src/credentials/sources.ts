@@ -389,7 +389,8 @@ async function jwtSpec (input: JwtSpecInput): Promise<JwtSpec> {
     apiBase: base.href.replace(/\/+$/, ''),
     // Coze's docs: aud is the API host, "api.coze.cn"; coze-py and coze-go keep a non-default port.
     audience: values.COZE_JWT_AUDIENCE ?? base.host,
-    defaultRequest,
+    // Frozen: shared by every request that selects nothing, and its cache key is made once (token/cache.ts).
+    defaultRequest: Object.freeze(defaultRequest),
     files: input.files,
     baseSetting: input.baseSetting,
     warnings

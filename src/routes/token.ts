@@ -47,6 +47,8 @@ export function toTokenRequest (input: TokenInput, credential: Pick<Credential, 
     return credential.defaultRequest
   }
   const defaults = credential.defaultRequest
+  // Nothing selected (a plain GET /token): the credential's own request, the same object every time.
+  if (!SESSION_FIELDS.some((name) => input[name] !== undefined)) return defaults
   const [account, enterprise] = ID_VARIANTS
   if (input[account.id.field] !== undefined && input[enterprise.id.field] !== undefined) {
     throw details(new errors.InvalidParameter(`${account.id.field} and ${enterprise.id.field} cannot be used together: a token is either cross-account or enterprise`), { field: enterprise.id.field })

@@ -569,6 +569,16 @@ function flat (key: string): string {
 }
 
 export function cacheKey (request: TokenRequest): string {
+  const known = knownKeys.get(request)
+  if (known !== undefined) return known
   const json = stringify(request) as string
-  return json.length <= 256 ? json : createHash('sha256').update(json).digest('base64url')
+  const key = json.length <= 256 ? json : createHash('sha256').update(json).digest('base64url')
+  if (Object.isFrozen(request)) knownKeys.set(request, key)
+  return key
 }
+
+/**
+ * The keys of frozen requests, which cannot change: each credential's default request, asked for
+ * by every plain `GET /token`, is serialized once rather than on every hit.
+ */
+const knownKeys = new WeakMap<TokenRequest, string>()
