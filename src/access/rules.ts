@@ -53,7 +53,9 @@ export function isWildcard (host: string): boolean {
  */
 export function hostName (header: string): string {
   const bracketed = /^\[([^\]]*)\]/.exec(header)
-  const bareIpv6 = bracketed === null && isIP(header) === 6
+  // At least two colons before asking isIP: its IPv6 pattern is a large regular expression, and
+  // `localhost:8080` or `127.0.0.1:8080` (nearly every Host) cannot be an address of that kind.
+  const bareIpv6 = bracketed === null && header.indexOf(':') !== header.lastIndexOf(':') && isIP(header) === 6
   const name = bracketed !== null ? bracketed[1] as string : bareIpv6 ? header : header.replace(/:\d*$/, '')
   return name.toLowerCase().replace(/\.$/, '')
 }
