@@ -7,7 +7,7 @@
  *   node scripts/bootstrap.mjs     (the two wrappers only find node and call this)
  *
  * Changes are recognised by content (SHA-256 of the lock file, and of the sources with
- * package.json and the tsconfigs), recorded in node_modules/.bootstrap-install and
+ * package.json, the tsconfigs and the bundle script), recorded in node_modules/.bootstrap-install and
  * dist/.bootstrap-build: a checkout that only touches mtimes does not rebuild, an edit does.
  */
 import { spawnSync } from 'node:child_process'
@@ -75,7 +75,7 @@ export function fingerprint (root, paths) {
 
 /** What decides an install, and a build. */
 const INSTALL_INPUTS = ['package-lock.json']
-const BUILD_INPUTS = ['src', 'package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.build.json']
+const BUILD_INPUTS = ['src', 'package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.build.json', 'scripts/bundle.mjs']
 const INSTALL_STAMP = join('node_modules', '.bootstrap-install')
 const BUILD_STAMP = join('dist', '.bootstrap-build')
 
