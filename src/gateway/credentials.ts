@@ -11,6 +11,8 @@ import type { TokenRequest } from '../coze/variants.js'
 import type { Credential } from '../credentials/credential.js'
 
 export interface GatewayTokens {
+  /** The cached token for `request` while it may be handed out, without a promise; else undefined. */
+  cached: (request: TokenRequest) => { accessToken: string } | undefined
   /** A valid token for `request` (cached, or from Coze within `deadlineMs`); throws the sidecar's errors. */
   get: (request: TokenRequest, deadlineMs: number) => Promise<{ accessToken: string }>
   /**
@@ -90,6 +92,7 @@ function viewOf (credential: Credential, wsBase: URL | undefined): GatewayCreden
     wsBase: wsBase ?? deriveWsBase(apiBase),
     defaultRequest: credential.defaultRequest,
     tokens: {
+      cached: (request) => cache.cached(request),
       get: (request, deadlineMs) => cache.get(request, deadlineMs),
       delete: (request, failed) => {
         if (failed === undefined || cache.status(request).token?.accessToken === failed) cache.delete(request)

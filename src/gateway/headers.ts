@@ -21,6 +21,9 @@ const HOP_BY_HOP = [
   'connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization',
   'te', 'trailer', 'transfer-encoding', 'upgrade', 'http2-settings'
 ]
+const HOP_BY_HOP_SET: ReadonlySet<string> = new Set(HOP_BY_HOP)
+/** The usual `Connection` values, which name no header of their own. */
+const PLAIN_CONNECTION = new Set(['keep-alive', 'close'])
 
 /** Never forwarded to Coze, whatever the caller sends. */
 const NOT_UPSTREAM = [
@@ -36,9 +39,12 @@ export function droppedHeaders (requiredHeader?: string): ReadonlySet<string> {
   return new Set([...NOT_UPSTREAM, ...(requiredHeader === undefined ? [] : [requiredHeader])])
 }
 
+const NONE: string[] = []
+
 /** Names listed in a `Connection` header: hop-by-hop for this message. */
 function connectionListed (value: string | string[] | undefined): string[] {
-  if (value === undefined) return []
+  // Every request and answer carries one of these: nothing to split.
+  if (value === undefined || (typeof value === 'string' && PLAIN_CONNECTION.has(value.toLowerCase()))) return NONE
   return (Array.isArray(value) ? value.join(',') : value).split(',').map((name) => name.trim().toLowerCase()).filter((name) => name !== '')
 }
 
@@ -59,7 +65,7 @@ export function downstreamHeaders (inbound: Record<string, string | string[] | u
   const listed = connectionListed(inbound.connection)
   const out: OutgoingHttpHeaders = {}
   for (const name of Object.keys(inbound)) {
-    if (HOP_BY_HOP.includes(name) || (listed.length > 0 && listed.includes(name))) continue
+    if (HOP_BY_HOP_SET.has(name) || (listed.length > 0 && listed.includes(name))) continue
     out[name] = inbound[name]
   }
   return out

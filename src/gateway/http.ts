@@ -99,7 +99,8 @@ export async function forward (request: FastifyRequest, reply: FastifyReply, job
   const origin = base.origin
   const path = base.pathname.replace(/\/+$/, '') + target.path + target.query
 
-  let token = (await credential.tokens.get(tokenRequest, upstream.deadlineMs)).accessToken
+  // A cached token at once, without a promise (as /token does); else the one the cache gets.
+  let token = (credential.tokens.cached(tokenRequest) ?? await credential.tokens.get(tokenRequest, upstream.deadlineMs)).accessToken
   for (;;) {
     headers.authorization = `Bearer ${token}`
     let response: Dispatcher.ResponseData

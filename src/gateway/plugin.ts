@@ -12,6 +12,7 @@
  * app.register(gatewayPlugin, { env, describeValidation })
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { Logger } from 'pino'
 import fastifyWebsocket from '@fastify/websocket'
 import { pipeline } from 'node:stream'
 import type { Caller } from '../access/callers.js'
@@ -182,6 +183,8 @@ function logRequest (scope: FastifyInstance, request: FastifyRequest, reply: Fas
   const status = state.upgraded === true ? 101 : reply.raw.writableFinished ? reply.statusCode : 499
   const family = tally.family === '' ? 'none' : tally.family
   metrics.request(family, status, tally.cozeCode, tally.ttfbMs === undefined ? undefined : tally.ttfbMs / 1000)
+  // LOG_LEVEL=warn turns the line off: then it is not even built.
+  if (!(scope.log as Logger).isLevelEnabled('info')) return
   scope.log.info({
     gateway: {
       method: request.method,

@@ -99,8 +99,9 @@ export function readSelection (headers: IncomingHttpHeaders, prefix: PrefixSelec
     values[field] = value
     labels[field] = field
   }
-  const validate = selectionValidator()
-  if (!validate(values)) {
+  // Nothing selected (most calls): nothing to validate.
+  const validate = Object.keys(values).length === 0 ? undefined : selectionValidator()
+  if (validate !== undefined && !validate(values)) {
     const problem = (validate.errors as ErrorObject[])[0] as ErrorObject
     const { field, message } = describe(problem, 'querystring')
     const label = labels[field as Field] as string

@@ -322,6 +322,18 @@ t.test('Coze gone or silent: the sidecar\'s 503 and 504', async (t) => {
   t.match(JSON.parse(gone.body), { code: 'UPSTREAM_UNREACHABLE', message: /^Coze could not be reached: ECONNREFUSED$/ })
 })
 
+t.test('LOG_LEVEL=warn: no line per request, still counted', async (t) => {
+  const { sidecar, url } = await startGateway(t, { LOG_LEVEL: 'warn' })
+  const answer = await raw(url, 'GET', '/v1/users/me')
+  t.equal(answer.status, 200)
+  // Counted when the answer's connection is done with it, a moment after the caller has it.
+  const counted = /coze_gateway_requests_total\{family="v1",status="200",coze_code="0"\} 1/
+  let text = ''
+  for (const deadline = Date.now() + 5_000; !counted.test(text) && Date.now() < deadline;) text = (await sidecar.app.inject('/metrics')).body
+  t.match(text, counted)
+  t.same(gatewayLines(sidecar), [], 'no gateway line at warn')
+})
+
 t.test('SIDECAR_GATEWAY=off serves no Coze path', async (t) => {
   const emulator = await startEmulator(t)
   const { app } = await startSidecar(t, emulator, { SIDECAR_GATEWAY: 'off' })

@@ -115,6 +115,7 @@ t.test('the credential seam: ws base, unknown apps, dropping only the failed tok
     defaultRequest: { ttl: 900 },
     tokens: {
       get: async () => ({ accessToken: current }),
+      cached: () => ({ accessToken: current }),
       delete: (request: unknown) => { deleted.push(request); return true },
       status: () => ({ token: { accessToken: current } })
     }
