@@ -90,7 +90,8 @@ export interface CacheStats {
 
 /**
  * One token and its deadlines. A class, so that every token has the same hidden class; the stale
- * copy is made only when a token is first served stale, since most never are.
+ * copy is made only when a token is first served stale, since most never are. The deadlines are
+ * whole ms (see {@link wholeMs}).
  */
 class Held {
   /** The copy served while a refresh fails, made on first need. */
@@ -466,7 +467,7 @@ export class TokenCache {
     // (re-enabling the app, authorizing the account) is made at Coze and must show at once.
     if (!error.retryable) return
     entry.failures++
-    entry.coolDownUntil = now + Math.max(coolDown(entry.failures, this.#random()), obeyedRetryAfter(error.retryAfterMs))
+    entry.coolDownUntil = Math.ceil(now + Math.max(coolDown(entry.failures, this.#random()), obeyedRetryAfter(error.retryAfterMs)))
     // A token still in use keeps being refreshed after the back-off, while it is still valid.
     const held = entry.token
     if (held !== undefined && entry.usedFromCache && entry.coolDownUntil < held.staleUntil) {
@@ -490,7 +491,8 @@ export class TokenCache {
       expiresAt: new Date(issued.expiresIn * 1000).toISOString(),
       stale: false
     })
-    return new Held(fresh, expiresAt - serveMargin(lifetime), expiresAt - staleFloor(lifetime), sentAt + refreshAfter(lifetime, this.#random()))
+    // Rounded down: a token is never served, nor served stale, later than its exact bounds.
+    return new Held(fresh, wholeMs(expiresAt - serveMargin(lifetime)), wholeMs(expiresAt - staleFloor(lifetime)), wholeMs(sentAt + refreshAfter(lifetime, this.#random())))
   }
 
   #store (entry: Entry, held: Held): void {
@@ -571,6 +573,16 @@ export class TokenCache {
 
 function shuttingDown (): TokenError {
   return new TokenError('shutting_down', 'the sidecar is shutting down before Coze answered', { retryAfter: 1 })
+}
+
+/**
+ * A monotonic instant in whole ms, rounded down. `performance.now()` has a fraction, and V8 keeps
+ * a field that ever held a fraction as a boxed double: 16 bytes more per deadline, four per
+ * entry. Whole ms below 2^31 (the first 24 days of a process) are small integers, stored in the
+ * field itself; later ones are boxed, as before.
+ */
+function wholeMs (at: number): number {
+  return Math.floor(at)
 }
 
 function secondsUntil (at: number, now: number): number {
