@@ -467,7 +467,10 @@ export class TokenCache {
     // (re-enabling the app, authorizing the account) is made at Coze and must show at once.
     if (!error.retryable) return
     entry.failures++
-    entry.coolDownUntil = Math.ceil(now + Math.max(coolDown(entry.failures, this.#random()), obeyedRetryAfter(error.retryAfterMs)))
+    // Not rounded like the token's deadlines: up would relay a 61 s Retry-After for a 60 s
+    // back-off, down would end the back-off early. Once an entry has failed, V8 boxes this field
+    // in every entry (16 bytes), as it did before.
+    entry.coolDownUntil = now + Math.max(coolDown(entry.failures, this.#random()), obeyedRetryAfter(error.retryAfterMs))
     // A token still in use keeps being refreshed after the back-off, while it is still valid.
     const held = entry.token
     if (held !== undefined && entry.usedFromCache && entry.coolDownUntil < held.staleUntil) {
