@@ -4,6 +4,9 @@
  * timer list, two closures and their contexts); here an item costs its two fields and one slot of
  * the heap's array. Deadlines are exact (no buckets), so a fake clock sees the same instants.
  *
+ * Due times are kept in whole ms, rounded up (an item is never due early): V8 then stores them in
+ * the item as small integers rather than as a boxed double per item (16 bytes).
+ *
  * Each item carries its own place in the heap (`slot`), so that rescheduling or cancelling one is
  * O(log n) with no search and no per-item allocation. Node's own timer lists are not exposed, and
  * the heap libraries on npm either cannot remove an item or allocate a node per item.
@@ -17,7 +20,7 @@ import type { Clock, Timer } from '../clock.js'
 
 /** What the queue keeps on each item: its due time and its place in the heap. */
 export interface Scheduled {
-  /** Monotonic ms at which the item is due, while it is queued. */
+  /** Monotonic ms (whole) at which the item is due, while it is queued. */
   dueAt: number
   /** Its index in the heap, or -1 when it is not queued. */
   slot: number
@@ -42,8 +45,9 @@ export class Deadlines<T extends Scheduled> {
     return this.#heap.length
   }
 
-  /** Queues `item` at monotonic `at`, replacing the time it was queued at, if any. */
-  schedule (item: T, at: number): void {
+  /** Queues `item` at monotonic `at` (rounded up to a whole ms), replacing the time it was queued at, if any. */
+  schedule (item: T, exactly: number): void {
+    const at = Math.ceil(exactly)
     if (item.slot >= 0) {
       const earlier = at < item.dueAt
       item.dueAt = at

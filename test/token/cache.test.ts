@@ -101,6 +101,8 @@ t.test('each distinct request has its own token; session names never mix', async
   const tokens = await Promise.all(requests.map((request) => cache.get(request, 5_000)))
   t.equal(new Set(tokens.map((token) => token.accessToken)).size, requests.length)
   t.equal(calls.length, requests.length)
+  t.same(calls, requests, 'Coze is asked for each request as its caller made it')
+  t.equal(calls[7]?.scope, requests[7]?.scope, 'a scope goes to Coze as the caller sent it, not read back from the key')
   const again = await cache.get({ sessionName: 'alice', ttl: 900 }, 5_000)
   t.equal(again.accessToken, tokens[1]?.accessToken, 'field order does not change the key')
   t.equal(cacheKey({ ttl: 900, sessionName: 'a' }), cacheKey({ sessionName: 'a', ttl: 900 }))

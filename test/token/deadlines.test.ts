@@ -33,6 +33,18 @@ t.test('items fire at their own instants, earliest first, on one timer', async (
   t.equal(clock.pending, 0, 'no timer once the queue is empty')
 })
 
+t.test('a due time with a fraction of a ms is kept as the next whole ms: never due early', async (t) => {
+  const { clock, fired, deadlines } = setup()
+  const start = clock.monotonic()
+  const a = item('a')
+  deadlines.schedule(a, start + 10.25)
+  t.equal(a.dueAt, start + 11)
+  clock.advance(10.5)
+  t.same(fired, [], 'not at its exact instant\'s ms')
+  clock.advance(0.5)
+  t.same(fired, [['a', start + 11]])
+})
+
 t.test('rescheduling moves an item, earlier or later; cancelling takes it out', async (t) => {
   const { clock, fired, deadlines } = setup()
   const start = clock.monotonic()
