@@ -14,6 +14,7 @@
  * @example
  * await forward(request, reply, { credential, tokenRequest, target, tally }, upstream)
  */
+import { EventEmitter } from 'node:events'
 import { PassThrough, pipeline, Transform, type Readable, type TransformCallback } from 'node:stream'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Dispatcher } from 'undici'
@@ -91,8 +92,10 @@ export async function forward (request: FastifyRequest, reply: FastifyReply, job
   const body = request.body as Buffer | UploadLimit | undefined
   const replayable = !(body instanceof UploadLimit)
   const headers = upstreamHeaders(request.headers, upstream.dropped)
-  const abort = new AbortController()
-  reply.raw.once('close', () => { if (!reply.raw.writableFinished) abort.abort() })
+  // The caller going away aborts the upstream request. undici takes an emitter of `abort` as well
+  // as an AbortSignal, and an EventEmitter costs a small part of an AbortController per request.
+  const abort = new EventEmitter()
+  reply.raw.once('close', () => { if (!reply.raw.writableFinished) abort.emit('abort') })
   // Streams may be silent for minutes (workflow nodes); the server's socket timeout is seconds.
   reply.raw.setTimeout(upstream.idleTimeoutMs + 1_000)
   const base = credential.apiBase
@@ -111,7 +114,7 @@ export async function forward (request: FastifyRequest, reply: FastifyReply, job
         method: request.method as Dispatcher.HttpMethod,
         headers,
         body: body ?? null,
-        signal: abort.signal,
+        signal: abort,
         headersTimeout: upstream.idleTimeoutMs,
         bodyTimeout: upstream.idleTimeoutMs
       })
@@ -198,6 +201,7 @@ function upstreamFailure (error: unknown, body: unknown): unknown {
   if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT') {
     return details(new errors.UpstreamTimeout('Coze did not answer within SIDECAR_GATEWAY_IDLE_TIMEOUT'), { retryAfter: 1 }) as SidecarError
   }
-  // An abort (the caller went away) is a DOMException whose code is a number: nobody reads this answer.
-  return details(new errors.UpstreamUnreachable(typeof code === 'string' ? code : 'the request was aborted'), { retryAfter: 1 }) as SidecarError
+  // undici's errors carry a string code: ECONNREFUSED and the like, or UND_ERR_ABORTED when the
+  // caller went away (then nobody reads this answer).
+  return details(new errors.UpstreamUnreachable(String(code)), { retryAfter: 1 }) as SidecarError
 }
