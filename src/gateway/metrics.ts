@@ -7,27 +7,21 @@
  * metrics.request('v3', 200, 0, 0.012)
  */
 import { Counter, Histogram, type Registry } from 'prom-client'
+import { ScrapedCounter } from '../metrics.js'
 
 export class GatewayMetrics {
-  /**
-   * Requests by `family status coze_code`, counted as plain numbers and read into the counter at
-   * scrape time: prom-client's `inc` builds a key from the labels on every call.
-   */
-  readonly #requests = new Map<string, { labels: Record<'family' | 'status' | 'coze_code', string>, count: number }>()
+  /** Counted on every request, so read at scrape time. */
+  readonly #requests: ScrapedCounter<'family' | 'status' | 'coze_code'>
   readonly #replays: Counter<'outcome'>
   readonly #ttfb: Histogram<'family'>
 
   constructor (registry: Registry) {
     const registers = [registry]
-    const requests: Counter<'family' | 'status' | 'coze_code'> = new Counter({
+    this.#requests = new ScrapedCounter({
       name: 'coze_gateway_requests_total',
       help: 'Requests through the gateway, by path family (v1, v3, open_api, ws), HTTP status and Coze\'s code (empty when the answer had none).',
       labelNames: ['family', 'status', 'coze_code'],
-      registers,
-      collect: () => {
-        requests.reset()
-        for (const { labels, count } of this.#requests.values()) requests.inc(labels, count)
-      }
+      registers
     })
     this.#replays = new Counter({
       name: 'coze_gateway_replays_total',
@@ -46,10 +40,7 @@ export class GatewayMetrics {
 
   request (family: string, status: number, cozeCode: number | undefined, ttfbSeconds: number | undefined): void {
     const code = cozeCode === undefined ? '' : String(cozeCode)
-    const key = `${family} ${status} ${code}`
-    const seen = this.#requests.get(key)
-    if (seen !== undefined) seen.count++
-    else this.#requests.set(key, { labels: { family, status: String(status), coze_code: code }, count: 1 })
+    this.#requests.inc(`${family} ${status} ${code}`, { family, status: String(status), coze_code: code })
     if (ttfbSeconds !== undefined) this.#ttfb.observe({ family }, ttfbSeconds)
   }
 
