@@ -26,6 +26,7 @@ import { promisify } from 'node:util'
 import { parseArgs } from 'node:util'
 import autocannon from 'autocannon'
 import { build as esbuild } from 'esbuild'
+import { BUNDLE_OPTIONS } from './bundle.mjs'
 import { Pool, request } from 'undici'
 import { signTokenJwt } from '../dist/coze/jwt.js'
 import { scratchEmulator } from './scratch-emulator.mjs'
@@ -184,21 +185,10 @@ const sampleBody = await (async () => {
   try { return await fetchText(`${sidecar.address}/token`) } finally { await stop(sidecar) }
 })()
 const startBare = () => start(['scripts/bench-bare.mjs'], { BARE_BODY: sampleBody })
-// The peer bundled as the service is (scripts/bundle.mjs's settings), for the record: how much of
+// The peer bundled as the service is (scripts/bundle.mjs's own settings), for the record: how much of
 // the start-up gap bundling alone closes for any Fastify app.
 const bareBundle = join(dir, 'bench-bare.bundle.mjs')
-await esbuild({
-  entryPoints: ['scripts/bench-bare.mjs'],
-  outfile: bareBundle,
-  bundle: true,
-  platform: 'node',
-  format: 'esm',
-  target: 'node20.19',
-  minifyWhitespace: true,
-  minifySyntax: true,
-  logLevel: 'warning',
-  banner: { js: 'import { createRequire as __createRequire } from \'node:module\'; const require = __createRequire(import.meta.url);' }
-})
+await esbuild({ ...BUNDLE_OPTIONS, entryPoints: ['scripts/bench-bare.mjs'], outfile: bareBundle })
 const startBareBundled = () => start([bareBundle], { BARE_BODY: sampleBody })
 
 // ---------------------------------------------------------------------------------------------
@@ -241,23 +231,24 @@ for (let round = 0; round < Math.max(3, Math.ceil(START_ROUNDS / 2)); round++) {
   }
 }
 
+const median = (which, figure) => medianOf(startRounds[which].map((round) => round[figure]))
 const startFigures = {
   bareSettled: medianOf(settledRounds.bare),
   sidecarSettled: medianOf(settledRounds.sidecar),
-  bareMs: medianOf(startRounds.bare.map((r) => r.firstAnswerMs)),
-  sidecarMs: medianOf(startRounds.sidecar.map((r) => r.firstAnswerMs)),
-  bareRss: medianOf(startRounds.bare.map((r) => r.rss)),
-  sidecarRss: medianOf(startRounds.sidecar.map((r) => r.rss)),
-  flaggedRss: medianOf(startRounds.flagged.map((r) => r.rss)),
-  flaggedMs: medianOf(startRounds.flagged.map((r) => r.firstAnswerMs)),
-  liftoffRss: medianOf(startRounds.liftoff.map((r) => r.rss)),
-  liftoffMs: medianOf(startRounds.liftoff.map((r) => r.firstAnswerMs)),
-  liftoffCpu: medianOf(startRounds.liftoff.map((r) => r.cpuMs)),
-  bareCpu: medianOf(startRounds.bare.map((r) => r.cpuMs)),
-  sidecarCpu: medianOf(startRounds.sidecar.map((r) => r.cpuMs)),
-  bundledMs: medianOf(startRounds.bareBundled.map((r) => r.firstAnswerMs)),
-  bundledCpu: medianOf(startRounds.bareBundled.map((r) => r.cpuMs)),
-  bundledRss: medianOf(startRounds.bareBundled.map((r) => r.rss))
+  bareMs: median('bare', 'firstAnswerMs'),
+  sidecarMs: median('sidecar', 'firstAnswerMs'),
+  bareRss: median('bare', 'rss'),
+  sidecarRss: median('sidecar', 'rss'),
+  flaggedRss: median('flagged', 'rss'),
+  flaggedMs: median('flagged', 'firstAnswerMs'),
+  liftoffRss: median('liftoff', 'rss'),
+  liftoffMs: median('liftoff', 'firstAnswerMs'),
+  liftoffCpu: median('liftoff', 'cpuMs'),
+  bareCpu: median('bare', 'cpuMs'),
+  sidecarCpu: median('sidecar', 'cpuMs'),
+  bundledMs: median('bareBundled', 'firstAnswerMs'),
+  bundledCpu: median('bareBundled', 'cpuMs'),
+  bundledRss: median('bareBundled', 'rss')
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -17,28 +17,38 @@
  * The bundle stays readable (no renaming, names kept for stack traces and error classes); a source
  * map beside it maps back to src/ under `node --enable-source-maps`.
  */
-import { writeFileSync } from 'node:fs'
+import { realpathSync, writeFileSync } from 'node:fs'
+import { pathToFileURL } from 'node:url'
 import { build } from 'esbuild'
 
-const entry = 'dist/server.js'
-const { metafile } = await build({
-  entryPoints: [entry],
-  outfile: entry,
-  allowOverwrite: true,
+/** How a Node service is bundled here; the bench bundles its bare peer with the same settings. */
+export const BUNDLE_OPTIONS = {
   bundle: true,
   platform: 'node',
   format: 'esm',
   target: 'node20.19',
-  // Identifiers keep their names: Fastify's plugin names, error classes and stack traces read as in src/.
+  // Whitespace and syntax only, no renaming: stack traces read as in src/, but for the few names
+  // esbuild must change where two modules declare the same one.
   minifyWhitespace: true,
   minifySyntax: true,
-  sourcemap: 'linked',
-  legalComments: 'linked',
-  external: ['./emulator/*', '@fastify/swagger', 'bufferutil', 'utf-8-validate'],
   // The CommonJS packages inside an ES module call `require` for node's own modules.
   banner: { js: 'import { createRequire as __createRequire } from \'node:module\'; const require = __createRequire(import.meta.url);' },
-  metafile: true,
   logLevel: 'warning'
-})
-// What went in, and what the bundle still imports from outside (test/bundle.test.ts reads it).
-writeFileSync('dist/server.meta.json', JSON.stringify(metafile))
+}
+
+// Run as `node scripts/bundle.mjs` (npm run build); imported, it only lends its settings.
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(realpathSync(process.argv[1])).href) {
+  const entry = 'dist/server.js'
+  const { metafile } = await build({
+    ...BUNDLE_OPTIONS,
+    entryPoints: [entry],
+    outfile: entry,
+    allowOverwrite: true,
+    sourcemap: 'linked',
+    legalComments: 'linked',
+    external: ['./emulator/*', '@fastify/swagger', 'bufferutil', 'utf-8-validate'],
+    metafile: true
+  })
+  // What went in, and what the bundle still imports from outside (test/bundle.test.ts reads it).
+  writeFileSync('dist/server.meta.json', JSON.stringify(metafile))
+}
