@@ -8,12 +8,13 @@
  * // { input: { session_name: 'user-42' }, labels: { session_name: 'X-Coze-Session-Name' } }
  */
 import type { IncomingHttpHeaders } from 'node:http'
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv'
+import type { ErrorObject, ValidateFunction } from 'ajv'
 import type { TokenRequest } from '../coze/variants.js'
 import type { Credential } from '../credentials/credential.js'
 import { details, errors, toSidecarError, type SidecarError } from '../errors.js'
 import { selectorQuerySchema, type TokenInput } from '../routes/schemas.js'
 import { toTokenRequest } from '../routes/token.js'
+import { validatorCompiler } from '../schema-compilers.js'
 import type { PrefixSelection } from './paths.js'
 
 type Field = 'app' | 'session_name' | 'account_id' | 'enterprise_id' | 'device_id' | 'custom_consumer'
@@ -41,23 +42,26 @@ const PREFIX: ReadonlyArray<readonly [keyof PrefixSelection, Field, string]> = [
 const { properties } = selectorQuerySchema
 /**
  * /token's own schemas for these fields; `app` is printable text, as the registry's names will be.
- * Compiled on the first gateway request, not at start (issue 12), and without Ajv's meta-schema
- * check, as the routes' schemas are (test/route-schemas.test.ts checks them); strict mode still
- * refuses an unknown keyword.
+ * Compiled by the routes' own compiler, for text parts, on the first request that selects anything
+ * (header values are strings, and these fields have no defaults: its coercion changes nothing).
  */
-let validator: ValidateFunction | undefined
-const selectionValidator = (): ValidateFunction => (validator ??= new Ajv({ allErrors: false, validateSchema: false }).compile({
-  type: 'object',
-  additionalProperties: false,
-  properties: {
-    app: { type: 'string', minLength: 1, maxLength: 64, pattern: '^[^\\u0000-\\u001F\\u007F]+$' },
-    session_name: properties.session_name,
-    account_id: properties.account_id,
-    enterprise_id: properties.enterprise_id,
-    device_id: properties.device_id,
-    custom_consumer: properties.custom_consumer
-  }
-}))
+const validate = validatorCompiler({
+  schema: {
+    type: 'object',
+    additionalProperties: false,
+    properties: {
+      app: { type: 'string', minLength: 1, maxLength: 64, pattern: '^[^\\u0000-\\u001F\\u007F]+$' },
+      session_name: properties.session_name,
+      account_id: properties.account_id,
+      enterprise_id: properties.enterprise_id,
+      device_id: properties.device_id,
+      custom_consumer: properties.custom_consumer
+    }
+  },
+  method: 'GET',
+  url: '/{gateway}',
+  httpPart: 'headers'
+}) as ValidateFunction
 
 /**
  * Ajv's complaint as a field and a sentence: the app's `describeValidation`, the one `/token`'s
@@ -100,8 +104,7 @@ export function readSelection (headers: IncomingHttpHeaders, prefix: PrefixSelec
     labels[field] = field
   }
   // Nothing selected (most calls): nothing to validate.
-  const validate = Object.keys(values).length === 0 ? undefined : selectionValidator()
-  if (validate !== undefined && !validate(values)) {
+  if (Object.keys(values).length !== 0 && !validate(values)) {
     const problem = (validate.errors as ErrorObject[])[0] as ErrorObject
     const { field, message } = describe(problem, 'querystring')
     const label = labels[field as Field] as string
