@@ -105,6 +105,17 @@ async function fetchText (url) {
   return text
 }
 
+/** Resolves once `url` answers 200, polled every `everyMs`; the last failure after `withinMs`. */
+async function answered (url, withinMs, everyMs) {
+  for (const deadline = performance.now() + withinMs; ; await pause(everyMs)) {
+    try {
+      return await fetchText(url)
+    } catch (error) {
+      if (performance.now() > deadline) throw error
+    }
+  }
+}
+
 async function load (url, headers = {}) {
   const result = await autocannon({ url, connections, duration, headers })
   const l = result.latency
@@ -421,14 +432,7 @@ const quietGateway = {
   }),
   address: `http://127.0.0.1:${quietPort}`
 }
-for (const deadline = Date.now() + 30_000; ; await pause(20)) {
-  try {
-    await fetchText(`${quietGateway.address}/healthz`)
-    break
-  } catch (error) {
-    if (Date.now() > deadline) throw error
-  }
-}
+await answered(`${quietGateway.address}/healthz`, 30_000, 20)
 
 const jsonPath = '/v1/users/me'
 const placeholder = { authorization: 'Bearer placeholder' }
@@ -538,16 +542,7 @@ async function benchContainer () {
     return { rss: rssOf(pid), cgroup: usage.split('/')[0].trim() }
   }
   try {
-    const deadline = performance.now() + 60_000
-    for (;;) {
-      try {
-        await fetchText(`${base}/token`)
-        break
-      } catch (error) {
-        if (performance.now() > deadline) throw error
-        await pause(250)
-      }
-    }
+    await answered(`${base}/token`, 60_000, 250)
     await pause(1_000)
     const idle = await memory()
     const containerFill = await fillNames(base, NAMES, [NAMES], () => pause(1_000))
