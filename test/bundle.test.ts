@@ -10,11 +10,11 @@ import { existsSync, readFileSync } from 'node:fs'
 import { isBuiltin } from 'node:module'
 import t from 'tap'
 import { request } from 'undici'
+import { VERSION } from '../src/package-files.js'
 import { sidecarEnv, startEmulator, tempDir } from './fixtures/harness.js'
 import { spawnEntry } from './fixtures/process.js'
 
 const BUNDLE = new URL('../dist/server.js', import.meta.url)
-const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version
 
 if (!existsSync(BUNDLE)) throw new Error('dist/server.js is missing: run `npm run build` first (npm test does)')
 
